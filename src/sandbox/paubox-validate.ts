@@ -14,9 +14,9 @@ import emailAddresses from 'email-addresses';
  *   No header value may contain CR or LF (header injection).
  * - `text/html` is accepted raw or base64 (the official SDKs send base64). It is decoded
  *   when the whole value (whitespace ignored) is strict base64 whose UTF-8 text contains
- *   `<`. A value with no `<`, made only of base64 characters, that is NOT valid base64
- *   (e.g. truncated) is 400 "bad base64": it can only be damaged base64, not HTML.
- *   Anything else is taken as raw HTML.
+ *   `<`. A value of 16 or more characters made only of base64 characters (line breaks
+ *   aside: no `<`, no spaces) that is NOT valid base64 (e.g. truncated) is 400 "bad
+ *   base64": it can only be damaged base64, not HTML. Anything else is raw HTML.
  * - Attachment `content` must be strict base64 (whitespace and line breaks ignored) and
  *   non-empty; `fileName` and `contentType` are required. More than 10 MiB of decoded
  *   attachments in one message is 400.
@@ -132,8 +132,9 @@ function readHtml(value: string): { html: string; wasBase64: boolean } {
     const text = decoded.toString('utf8');
     if (text.includes('<') && !text.includes('\uFFFD')) return { html: text, wasBase64: true };
   }
-  const compact = value.replace(/\s+/g, '');
-  if (!value.includes('<') && compact.length > 0 && BASE64_CHARS.test(compact) && !decoded) {
+  // Damaged base64 looks like one long run of base64 characters; prose has spaces.
+  const compact = value.replace(/[\r\n]+/g, '');
+  if (!decoded && compact.length >= 16 && BASE64_CHARS.test(compact)) {
     throw invalid('Invalid base64', 'content text/html is not valid base64');
   }
   return { html: value, wasBase64: false };
