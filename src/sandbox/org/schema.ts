@@ -272,7 +272,7 @@ function contentVersion(): ObjectSchema {
     { name: 'FileExtension', type: 'Text', label: 'File Extension', length: 40, system: true },
     { name: 'ContentSize', type: 'Number', label: 'Size', precision: 18, scale: 0, system: true },
     { name: 'VersionData', type: 'Base64', label: 'Version Data' },
-    { name: 'ContentDocumentId', type: 'Lookup', label: 'ContentDocument ID', referenceTo: 'ContentDocument', relationshipName: 'ContentDocument', length: 18 },
+    { name: 'ContentDocumentId', type: 'Lookup', label: 'ContentDocument ID', referenceTo: 'ContentDocument', relationshipName: 'ContentDocument', childRelationshipName: 'ContentVersions', length: 18 },
     { name: 'IsLatest', type: 'Checkbox', label: 'Is Latest', defaultValue: false, system: true },
     // Polymorphic (any record); the sandbox does not follow it as a relationship.
     { name: 'FirstPublishLocationId', type: 'Lookup', label: 'First Publish Location ID', relationshipName: 'FirstPublishLocation', length: 18 },
@@ -297,7 +297,7 @@ function contentDocument(): ObjectSchema {
 function contentDocumentLink(): ObjectSchema {
   return standardObject('ContentDocumentLink', 'Content Document Link', '06A', [
     // Polymorphic (any record).
-    { name: 'LinkedEntityId', type: 'Lookup', label: 'Linked Entity ID', relationshipName: 'LinkedEntity', length: 18, required: true },
+    { name: 'LinkedEntityId', type: 'Lookup', label: 'Linked Entity ID', relationshipName: 'LinkedEntity', childRelationshipName: 'ContentDocumentLinks', length: 18, required: true },
     { name: 'ContentDocumentId', type: 'Lookup', label: 'Content Document ID', referenceTo: 'ContentDocument', relationshipName: 'ContentDocument', length: 18, required: true },
     { name: 'ShareType', type: 'Picklist', label: 'Share Type', picklist: { values: ['V', 'C', 'I'], restricted: true, default: 'V' }, defaultValue: 'V' },
     { name: 'Visibility', type: 'Picklist', label: 'Visibility', picklist: { values: ['AllUsers', 'InternalUsers', 'SharedUsers'], restricted: true, default: 'AllUsers' }, defaultValue: 'AllUsers' },
