@@ -83,7 +83,10 @@ export class Envelope {
     });
   }
 
-  /** Decrypts an entry sealed for this record and purpose, or throws DecryptError naming the check. */
+  /**
+   * Decrypts an entry sealed for this record and purpose, or throws DecryptError naming the
+   * check that failed. KMS throttled or down past the retries: KeyUnavailableError (retry later).
+   */
   async open(recordId: string, purpose: string, sealed: Uint8Array): Promise<Buffer> {
     const { header, aad, ciphertext, tag } = decodeSealed(sealed);
     if (header.recordId !== recordId) throw new DecryptError('wrong record');

@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DecryptError, Envelope, KeyUnavailableError, kmsKeyring } from '../../src/crypto/envelope.js';
 import { startKms, type KmsSandbox } from '../../src/sandbox/kms.js';
-import { caught, FakeKeyring, isZero } from './helpers.js';
+import { Spool } from '../../src/store/spool.js';
+import { openSqliteStore } from '../../src/store/store.js';
+import { caught, FakeKeyring, isZero, tempDir } from './helpers.js';
 
 const RECORD = 'a0B5f000001AbCdEAA';
 const OTHER = 'a0B5f000001ZzZzZAA';
@@ -135,14 +137,22 @@ describe('Envelope against the sandbox KMS (the real SDK path)', () => {
     other.close();
   });
 
-  it('calls GenerateDataKey at most once per 1,000 writes over 10,000 writes', async () => {
+  it('calls GenerateDataKey at most once per 1,000 writes over 10,000 spool writes', async () => {
+    const { dir, cleanup } = tempDir();
+    const store = await openSqliteStore(dir);
     const env = envelope();
-    for (let batch = 0; batch < 100; batch++) {
-      await Promise.all(Array.from({ length: 100 }, (_, i) => env.seal(`a0B${batch}x${i}`, 'body', text(`message ${batch}/${i}`))));
+    const spool = new Spool(store, env);
+    try {
+      for (let batch = 0; batch < 100; batch++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => spool.put(`a0B${batch}x${i}`, 'body', `message ${batch}/${i}`)));
+      }
+      expect(kms.counter.get('kms.GenerateDataKey')).toBeGreaterThanOrEqual(10);
+      expect(kms.counter.get('kms.GenerateDataKey')).toBeLessThanOrEqual(12);
+    } finally {
+      env.close();
+      await store.close();
+      cleanup();
     }
-    expect(kms.counter.get('kms.GenerateDataKey')).toBeGreaterThanOrEqual(10);
-    expect(kms.counter.get('kms.GenerateDataKey')).toBeLessThanOrEqual(12);
-    env.close();
   });
 
   it('throttling beyond the SDK retries ends in KeyUnavailableError, not plaintext', async () => {
