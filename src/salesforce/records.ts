@@ -37,8 +37,8 @@ export type AttemptUpdate = Partial<SecureEmailAttempt> & { Id: string };
 
 export interface SalesforceRecords {
   readMessages(ids: string[]): Promise<SecureEmailMessage[]>;
-  /** Ids of `Queued` messages, oldest first (the reconcile sweep). */
-  findQueued(limit: number): Promise<string[]>;
+  /** `Queued` messages, oldest first (the reconcile sweep), with when they were queued. */
+  findQueued(limit: number): Promise<Array<{ id: string; queuedAt: number }>>;
   /** Attempts still `Claimed`/`Posting` whose last write is older than the cutoff. */
   findStaleAttempts(cutoff: Date, limit: number): Promise<StaleAttempt[]>;
   /** `Sent` messages with a tracking id, and recently final ones (receipt schedule rebuild). */
@@ -100,10 +100,10 @@ export function salesforceRecords(conn: Connection): SalesforceRecords {
     },
 
     async findQueued(limit) {
-      const rows = await query<{ Id: string }>(
-        `SELECT Id FROM ${MESSAGE_OBJECT} WHERE Status__c = 'Queued' ORDER BY LastModifiedDate ASC LIMIT ${limit}`,
+      const rows = await query<{ Id: string; LastModifiedDate: string }>(
+        `SELECT Id, LastModifiedDate FROM ${MESSAGE_OBJECT} WHERE Status__c = 'Queued' ORDER BY LastModifiedDate ASC LIMIT ${limit}`,
       );
-      return rows.map((r) => r.Id);
+      return rows.map((r) => ({ id: r.Id, queuedAt: Date.parse(r.LastModifiedDate.replace(/\+0000$/, 'Z')) }));
     },
 
     async findStaleAttempts(cutoff, limit) {

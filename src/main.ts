@@ -1,0 +1,132 @@
+/**
+ * The process: configuration → (sandbox, when nothing is configured) → worker → signals.
+ *
+ * - A bad setting ends the process at once with a message naming the variable, exit 78
+ *   (EX_CONFIG): the process manager should not restart into the same mistake.
+ * - SIGTERM: stop taking work, finish or hand back what is in flight, exit 0 within 25 s.
+ * - Anything unexpected is logged and exits 1, so the process manager restarts a clean
+ *   worker; a half-alive process is worse than a restart (Salesforce is the truth).
+ */
+import tls from 'node:tls';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, wantsSandbox, ConfigError, EX_CONFIG, type Env } from './config.js';
+import { createLogger, safeError, type Log } from './log.js';
+import { startWorker, type Worker } from './worker.js';
+import { doctor } from './doctor.js';
+
+// Every client (jsforce, faye, node-fetch, AWS SDK) inherits this floor, whatever
+// NODE_OPTIONS says: TLS 1.2 or newer, or no connection.
+tls.DEFAULT_MIN_VERSION = 'TLSv1.2';
+
+const SHUTDOWN_BUDGET_MS = 25_000;
+
+async function main(): Promise<void> {
+  let env: Env = process.env;
+  const log = createLogger((env.LOG_LEVEL as 'info' | undefined) ?? 'info');
+  const sandboxMode = wantsSandbox(env);
+  let closeSandbox: (() => Promise<void>) | undefined;
+  if (sandboxMode) {
+    log.info({
+      event: 'sandbox.starting',
+      msg: 'Nothing configured: running against the built-in sandbox (local Salesforce org, Paubox and KMS on loopback). ' +
+        'Queue a message with: npm run sandbox:send',
+    });
+    const sandbox = await startSandboxForDemo(env);
+    closeSandbox = () => sandbox.close();
+    env = { ...env, ...sandbox.env };
+    log.info({ event: 'sandbox.started', org: sandbox.org.url, paubox: sandbox.paubox.url, kms: sandbox.kms.url });
+  }
+
+  const cfg = configOrExit(env, sandboxMode, log);
+  if (process.argv.includes('--check')) {
+    const ok = await doctor(cfg, log);
+    await closeSandbox?.();
+    return exit(log, ok ? 0 : 1);
+  }
+
+  let worker: Worker;
+  try {
+    worker = await startWorker(cfg, log);
+  } catch (err) {
+    if (isAuthRefusal(err)) {
+      log.fatal({ event: 'config.invalid', variable: 'SF_CLIENT_ID', err, msg: 'Salesforce refused the login: check SF_CLIENT_ID, SF_USERNAME and the key or secret' });
+      return exit(log, EX_CONFIG);
+    }
+    throw err;
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'worker.stopping', signal });
+    const deadline = setTimeout(() => {
+      log.error({ event: 'worker.stop_timeout', budgetMs: SHUTDOWN_BUDGET_MS });
+      exit(log, 1);
+    }, SHUTDOWN_BUDGET_MS);
+    deadline.unref();
+    void worker.stop()
+      .then(() => closeSandbox?.())
+      .then(() => exit(log, 0), (err) => {
+        log.error({ event: 'worker.stop_failed', err });
+        exit(log, 1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+function configOrExit(env: Env, sandbox: boolean, log: Log) {
+  try {
+    return loadConfig(env, { sandbox });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.fatal({ event: 'config.invalid', variable: err.variable, msg: err.message });
+    return exit(log, EX_CONFIG);
+  }
+}
+
+/** The interactive sandbox: fixed ports when free, a demo message, and sandbox.env for sandbox:send. */
+async function startSandboxForDemo(env: Env) {
+  const { startSandbox } = await import('./sandbox/index.js');
+  const sandbox = await startSandbox({ ports: { org: 4510, paubox: 4511, kms: 4512 } }).catch(() => startSandbox());
+  const dataDir = env.DATA_DIR ?? './data';
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Loopback-only sandbox credentials, made fresh each run: not secrets of any real system.
+  writeFileSync(join(dataDir, 'sandbox.env'),
+    Object.entries(sandbox.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });
+  return sandbox;
+}
+
+function isAuthRefusal(err: unknown): boolean {
+  const e = err as { name?: string; errorCode?: string; message?: string };
+  return /invalid_grant|invalid_client|authentication failure/i.test(`${e?.name} ${e?.errorCode} ${e?.message}`);
+}
+
+function exit(log: Log, code: number): never {
+  log.flush?.();
+  // pino writes asynchronously: give the last line a moment to reach stdout.
+  setTimeout(() => process.exit(code), 50).unref();
+  process.exitCode = code;
+  throw new ExitSignal();
+}
+
+class ExitSignal extends Error {}
+
+process.on('uncaughtException', (err) => {
+  if (err instanceof ExitSignal) return;
+  process.stdout.write(JSON.stringify({ level: 'fatal', event: 'worker.crashed', err: safeError(err) }) + '\n');
+  process.exit(1);
+});
+process.on('unhandledRejection', (err) => {
+  if (err instanceof ExitSignal) return;
+  process.stdout.write(JSON.stringify({ level: 'fatal', event: 'worker.crashed', err: safeError(err) }) + '\n');
+  process.exit(1);
+});
+
+main().catch((err) => {
+  if (err instanceof ExitSignal) return;
+  process.stdout.write(JSON.stringify({ level: 'fatal', event: 'worker.crashed', err: safeError(err) }) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,181 @@
+/**
+ * The whole pipeline on one screen.
+ *
+ *   change events ─┐
+ *                  ├─> candidates ─> batch (≤200) ─> claim ─> send ─> write back ─> track receipts
+ *   reconcile ─────┘                                                                  │
+ *   receipts poll (every ~12 s per message, globally rate-bounded) ─> merge onto records
+ *
+ * Change events are the fast path; the reconcile sweep (start-up, after every resubscribe
+ * or gap, and every RECONCILE_INTERVAL_MS) makes Salesforce the truth. A record is never
+ * processed twice at once (`inFlight`), and the checkpoint advances only past events whose
+ * work is done.
+ */
+import { Subject, merge, timer, from, EMPTY, Subscription } from 'rxjs';
+import { bufferTime, filter, mergeMap, concatMap, catchError, exhaustMap, switchMap } from 'rxjs/operators';
+import { decideTrigger } from '../domain/trigger.js';
+import { CHANGE_CHANNEL } from '../domain/record.js';
+import { changeStream, type StreamSignal } from '../salesforce/stream.js';
+import { claimQueued, takeOver, type ClaimDeps } from './claim.js';
+import { sendClaims, type SendDeps } from './send.js';
+import { recover, sweepStale } from './recover.js';
+import { CheckpointTracker } from './checkpoint.js';
+import type { ReceiptPoller } from './receipts.js';
+import type { SalesforceSession } from '../salesforce/connection.js';
+
+export interface PipelineDeps extends ClaimDeps, SendDeps {
+  session: SalesforceSession;
+  receipts: ReceiptPoller;
+  clientName: string;
+  reconcileIntervalMs: number;
+  claimLeaseMs: number;
+  /** Claim batches in flight at once (each ≤200 records). */
+  claimConcurrency?: number;
+  /** How long candidates gather before a batch is claimed. */
+  batchWindowMs?: number;
+  /** Passed to the stream (tests shorten them). */
+  watchdogMarginMs?: number;
+  dailyLimitBackoffMs?: number;
+}
+
+interface Candidate { recordId: string; replayId?: number }
+
+export interface Pipeline {
+  stats: {
+    received: number; sent: number; failed: number;
+    inFlight: () => number; streamDown: () => boolean; oldestQueuedAgeMs: () => number | null;
+  };
+  stop(): Promise<void>;
+}
+
+export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
+  const { log, store } = deps;
+  const checkpoint = new CheckpointTracker(await store.getCheckpoint(CHANGE_CHANNEL));
+  const inFlight = new Set<string>();
+  const reconcileNow = new Subject<string>();
+  let streamDown = false;
+  let oldestQueuedAt: number | null = null;
+  const stats = {
+    received: 0, sent: 0, failed: 0, inFlight: () => inFlight.size, streamDown: () => streamDown,
+    oldestQueuedAgeMs: () => (oldestQueuedAt === null ? null : Date.now() - oldestQueuedAt),
+  };
+
+  await recover(deps);                       // finish what the last run left in the journal
+  await deps.receipts.rebuildIfEmpty();
+
+  const events$ = changeStream({
+    session: deps.session, channel: CHANGE_CHANNEL, checkpoint: () => checkpoint.current(), log,
+    watchdogMarginMs: deps.watchdogMarginMs, dailyLimitBackoffMs: deps.dailyLimitBackoffMs,
+  }).pipe(concatMap((signal) => from(onSignal(signal))), mergeMap((candidates) => from(candidates)));
+
+  // Salesforce is the truth: Queued records the events missed, and claims gone stale.
+  // While change events are unavailable, the sweep runs often enough to carry the load.
+  const reconcile$ = merge(timer(0, deps.reconcileIntervalMs), reconcileNow).pipe(
+    exhaustMap(() => from(reconcile()).pipe(catchError((err) => (log.warn({ event: 'reconcile.failed', err }), EMPTY)))),
+    mergeMap((ids) => from(ids.map((recordId): Candidate => ({ recordId })))),
+  );
+  const degraded$ = timer(0, Math.min(deps.reconcileIntervalMs, 15_000)).pipe(
+    filter(() => streamDown), switchMap(() => (reconcileNow.next('stream down'), EMPTY)),
+  );
+
+  const sends = merge(events$, reconcile$, degraded$).pipe(
+    filter((c) => admit(c)),
+    bufferTime(deps.batchWindowMs ?? 50, null, 200),
+    filter((batch) => batch.length > 0),
+    mergeMap((batch) => from(claimAndSend(batch)), deps.claimConcurrency ?? 4),
+  ).subscribe();
+
+  const receipts = deps.receipts.stream().pipe(
+    catchError((err, caught) => (log.warn({ event: 'receipts.failed', err }), caught)),
+  ).subscribe();
+
+  const saveCheckpoint = setInterval(() => void persistCheckpoint(), 1000);
+
+  async function onSignal(signal: StreamSignal): Promise<Candidate[]> {
+    if (signal.type === 'subscribed') {
+      streamDown = false;
+      reconcileNow.next('resubscribed');
+      return [];
+    }
+    if (signal.type === 'down') {
+      streamDown = true;
+      return [];
+    }
+    const decision = decideTrigger(signal.data, { clientName: deps.clientName });
+    const replayId = decision.replayId ?? undefined;
+    if (decision.kind === 'resync') reconcileNow.next('gap overflow');
+    const ids = decision.kind === 'send' || decision.kind === 'reread' ? decision.recordIds : [];
+    stats.received++;
+    log.debug({ event: 'change.received', replayId, kind: decision.kind, records: ids.length });
+    if (replayId !== undefined) checkpoint.begin(replayId, ids.length);
+    return ids.map((recordId) => ({ recordId, ...(replayId !== undefined ? { replayId } : {}) }));
+  }
+
+  function admit(c: Candidate): boolean {
+    if (!inFlight.has(c.recordId)) {
+      inFlight.add(c.recordId);
+      return true;
+    }
+    release(c, false);
+    return false;
+  }
+
+  function release(c: Candidate, clear = true): void {
+    if (clear) inFlight.delete(c.recordId);
+    if (c.replayId !== undefined) checkpoint.done(c.replayId);
+  }
+
+  async function claimAndSend(batch: Candidate[]): Promise<void> {
+    try {
+      const claims = await claimQueued(batch.map((c) => c.recordId), deps);
+      const outcomes = await sendClaims(claims, deps);
+      await trackSent(outcomes);
+    } catch (err) {
+      // The records stay Queued (or their claims go stale): the next sweep picks them up.
+      log.error({ event: 'batch.failed', records: batch.length, err });
+    } finally {
+      batch.forEach((c) => release(c));
+    }
+  }
+
+  async function trackSent(outcomes: Awaited<ReturnType<typeof sendClaims>>): Promise<void> {
+    const sent = outcomes.flatMap((o) => (o.kind === 'sent'
+      ? [{ recordId: o.claim.record.Id, trackingId: o.trackingId, sentAt: o.sentAt, singleRecipient: o.singleRecipient }]
+      : []));
+    stats.sent += sent.length;
+    stats.failed += outcomes.filter((o) => o.kind === 'failed').length;
+    if (sent.length > 0) await deps.receipts.track(sent);
+  }
+
+  async function reconcile(): Promise<string[]> {
+    const queued = await deps.sf.findQueued(2000);
+    oldestQueuedAt = queued[0]?.queuedAt ?? null;
+    const rescued = await sweepStale(deps, (stale) => takeOver(stale, deps));
+    const claims = rescued.filter((c) => !inFlight.has(c.record.Id));
+    if (claims.length > 0) {
+      claims.forEach((c) => inFlight.add(c.record.Id));
+      void sendClaims(claims, deps).then(trackSent)
+        .catch((err) => log.error({ event: 'batch.failed', records: claims.length, err }))
+        .finally(() => claims.forEach((c) => inFlight.delete(c.record.Id)));
+    }
+    log.debug({ event: 'reconcile.swept', queued: queued.length, rescued: rescued.length });
+    return queued.map((q) => q.id).filter((id) => !inFlight.has(id));
+  }
+
+  async function persistCheckpoint(): Promise<void> {
+    const id = checkpoint.current();
+    if (id !== undefined) await store.setCheckpoint(CHANGE_CHANNEL, id).catch(() => undefined);
+  }
+
+  return {
+    stats,
+    async stop() {
+      sends.unsubscribe();
+      receipts.unsubscribe();
+      clearInterval(saveCheckpoint);
+      await persistCheckpoint();
+    },
+  };
+}
+
+export type { Subscription };

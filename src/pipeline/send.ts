@@ -1,0 +1,235 @@
+/**
+ * Sending claimed messages: fetch their files (streamed into the encrypted spool), build
+ * the Paubox messages (pure), post them (bulk when several are ready), and write the
+ * outcome back — to the local journal the moment Paubox answers, then to Salesforce in
+ * batches.
+ *
+ * Paubox has no idempotency key, so the order of writes is what keeps a message from
+ * going out twice: journal `posting` (fsync) → POST → journal `sent` + tracking id. A
+ * crash between the two leaves `posting`: the outcome is unknown and the record says so.
+ * A failure that proves nothing was accepted (429, 5xx, connection refused) flips the
+ * journal back to `claimed` and is retried with backoff until the deadline.
+ */
+import { buildMessage, truncateError, MAX_ATTACHMENT_BYTES, type AttachmentContent } from '../domain/message.js';
+import { nextRetryAt, abortableSleep, retryUntil, DEFAULT_BACKOFF, type BackoffPolicy } from '../domain/backoff.js';
+import type { PauboxMessage } from '../paubox/types.js';
+import { PauboxError } from '../paubox/errors.js';
+import type { PauboxClient, BulkItemResult } from '../paubox/client.js';
+import { chunk, type SalesforceRecords, type MessageUpdate, type AttemptUpdate } from '../salesforce/records.js';
+import type { Store, JournalEntry } from '../store/store.js';
+import type { Spool } from '../store/spool.js';
+import type { Log } from '../log.js';
+import type { Claim } from './claim.js';
+
+export interface SendDeps {
+  sf: SalesforceRecords;
+  paubox: PauboxClient;
+  store: Store;
+  spool: Spool;
+  log: Log;
+  sendDeadlineMs: number;
+  claimLeaseMs: number;
+  resendUnknown: boolean;
+  backoff?: BackoffPolicy;
+  /** Aborted at shutdown: waits end early and unsent claims are handed back. */
+  signal?: AbortSignal;
+  now?: () => number;
+}
+
+export type SendOutcome =
+  | { claim: Claim; kind: 'sent'; trackingId: string; sentAt: number; singleRecipient: boolean }
+  | { claim: Claim; kind: 'failed'; error: string; attemptOutcome: 'Failed' | 'Unknown' }
+  | { claim: Claim; kind: 'handed-back' };
+
+interface Ready { claim: Claim; message: PauboxMessage }
+
+const BULK_MAX = 50;
+const WRITE_BACK_DEADLINE_MS = 10 * 60_000;
+
+/** Sends a batch of claims and writes every outcome back. Never throws for one bad record. */
+export async function sendClaims(claims: Claim[], deps: SendDeps): Promise<SendOutcome[]> {
+  const outcomes: SendOutcome[] = [];
+  const ready: Ready[] = [];
+  const files = await loadAttachments(claims, deps);
+  for (const claim of claims) {
+    const attached = files.get(claim.record.Id) ?? [];
+    if (typeof attached === 'string') {
+      outcomes.push(failed(claim, attached));
+      continue;
+    }
+    const built = buildMessage(claim.record, attached);
+    if (built.ok) ready.push({ claim, message: built.message });
+    else outcomes.push(failed(claim, built.error));
+  }
+  const parts = chunk(ready, BULK_MAX);
+  const posted = await Promise.all(parts.map((part) => postWithRetry(part, deps)));
+  outcomes.push(...posted.flat());
+  await writeBack(outcomes, deps);
+  return outcomes;
+}
+
+function failed(claim: Claim, error: string, attemptOutcome: 'Failed' | 'Unknown' = 'Failed'): SendOutcome {
+  return { claim, kind: 'failed', error: truncateError(error), attemptOutcome };
+}
+
+/**
+ * Files: ContentDocumentLink → latest ContentVersion → VersionData, streamed into the
+ * encrypted spool and read back for the message. A message whose files exceed Paubox's
+ * limit fails from the sizes alone, before a byte is downloaded.
+ */
+async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<string, AttachmentContent[] | string>> {
+  const out = new Map<string, AttachmentContent[] | string>();
+  const listed = await deps.sf.attachments(claims.map((c) => c.record.Id));
+  for (const [recordId, files] of listed) {
+    const total = files.reduce((n, f) => n + f.size, 0);
+    if (total > MAX_ATTACHMENT_BYTES) {
+      out.set(recordId, `Attachments total ${(total / 1048576).toFixed(1)} MB; Paubox allows 10 MB`);
+      continue;
+    }
+    try {
+      const contents: AttachmentContent[] = [];
+      for (const [i, f] of files.entries()) {
+        const purpose = `attachment-${i}`;
+        const key = await deps.spool.putStream(recordId, purpose, deps.sf.versionData(f.contentVersionId));
+        const bytes = await collect(deps.spool.getStream(key, recordId, purpose));
+        contents.push({
+          fileName: f.pathOnClient || (f.fileExtension ? `${f.title}.${f.fileExtension}` : f.title),
+          extension: f.fileExtension, size: bytes.length, content: bytes,
+        });
+      }
+      out.set(recordId, contents);
+    } catch (err) {
+      deps.log.warn({ event: 'attachment.failed', recordId, err });
+      out.set(recordId, 'Could not read an attached file from Salesforce; re-queue to try again');
+    }
+  }
+  return out;
+}
+
+async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of stream) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+/** Posts one bulk-sized part, retrying what provably did not go out, until the deadline. */
+async function postWithRetry(part: Ready[], deps: SendDeps): Promise<SendOutcome[]> {
+  if (part.length === 0) return [];
+  const now = deps.now ?? Date.now;
+  const deadline = Math.min(...part.map((r) => r.claim.claimedAt)) + deps.sendDeadlineMs;
+  let lastHeartbeat = now();
+  for (let attempt = 0; ; attempt++) {
+    await journal(deps, part, 'posting');
+    try {
+      const results: BulkItemResult[] = part.length === 1
+        ? [{ ok: true, ...(await deps.paubox.send(part[0]!.message)) }]
+        : await deps.paubox.sendBulk(part.map((r) => r.message));
+      const sentAt = now();
+      await journal(deps, part, 'sent', results.map((a) => (a.ok ? a.trackingId : undefined)));
+      return part.map((r, i): SendOutcome => {
+        const res = results[i]!;
+        if (!res.ok) {
+          return res.error.kind === 'unknown'
+            ? unknownOutcome([r], res.error, deps)[0]!
+            : failed(r.claim, `Paubox refused the message: ${res.error.message}`);
+        }
+        const m = r.message;
+        return {
+          claim: r.claim, kind: 'sent', trackingId: res.trackingId, sentAt,
+          singleRecipient: m.recipients.length + (m.cc?.length ?? 0) + (m.bcc?.length ?? 0) === 1,
+        };
+      });
+    } catch (err) {
+      const e = err instanceof PauboxError ? err : new PauboxError('unknown', String(err));
+      if (e.kind === 'unknown') return unknownOutcome(part, e, deps);
+      await journal(deps, part, 'claimed');
+      if (e.kind === 'rejected') {
+        // A bulk is refused whole for one bad message: find it by sending singly.
+        if (part.length > 1) return (await Promise.all(part.map((r) => postWithRetry([r], deps)))).flat();
+        return [failed(part[0]!.claim, `Paubox refused the message: ${e.message}`)];
+      }
+      const at = nextRetryAt({
+        attempt, now: now(), deadline, policy: deps.backoff ?? DEFAULT_BACKOFF, retryAfterMs: e.retryAfterMs,
+      });
+      if (at === null) {
+        return part.map((r) => failed(r.claim,
+          `Paubox unavailable until the retry deadline (last: ${e.status ?? e.kind}); re-queue to try again`));
+      }
+      deps.log.warn({ event: 'paubox.retry', kind: e.kind, status: e.status, messages: part.length, attempt, delayMs: at - now() });
+      if (now() - lastHeartbeat > deps.claimLeaseMs / 3) {
+        lastHeartbeat = now();
+        await heartbeat(part, e, attempt, deps);
+      }
+      await abortableSleep(at - now(), deps.signal);
+      if (deps.signal?.aborted) return part.map((r) => ({ claim: r.claim, kind: 'handed-back' as const }));
+    }
+  }
+}
+
+function unknownOutcome(part: Ready[], e: PauboxError, deps: SendDeps): SendOutcome[] {
+  deps.log.error({ event: 'paubox.outcome_unknown', messages: part.length, kind: e.kind, err: e });
+  return part.map((r) => failed(r.claim,
+    'Outcome unknown: the connection to Paubox broke after the message was sent to it. ' +
+    'Check Paubox before re-queueing, or it may arrive twice', 'Unknown'));
+}
+
+/** Keeps long-retrying attempts from looking abandoned to other workers' stale sweeps. */
+async function heartbeat(part: Ready[], e: PauboxError, attempt: number, deps: SendDeps): Promise<void> {
+  await deps.sf.updateAttempts(part.map((r) => ({
+    Id: r.claim.attemptId, Error__c: `Waiting out Paubox ${e.status ?? e.kind}; retry ${attempt + 1}`,
+  }))).catch((err) => deps.log.warn({ event: 'heartbeat.failed', err }));
+}
+
+async function journal(deps: SendDeps, part: Ready[], state: JournalEntry['state'], trackingIds?: Array<string | undefined>): Promise<void> {
+  const t = (deps.now ?? Date.now)();
+  await deps.store.journal.putMany(part.map((r, i) => ({
+    recordId: r.claim.record.Id, attemptKey: r.claim.attemptKey, attemptId: r.claim.attemptId,
+    state, claimedAt: r.claim.claimedAt, updatedAt: t,
+    ...(trackingIds?.[i] ? { trackingId: trackingIds[i] } : {}),
+  })));
+}
+
+/** Outcomes onto Salesforce (messages and attempts, batched), then the journal. */
+export async function writeBack(outcomes: SendOutcome[], deps: SendDeps): Promise<void> {
+  const messages: MessageUpdate[] = [];
+  const attempts: AttemptUpdate[] = [];
+  for (const o of outcomes) {
+    const { record, attemptId } = o.claim;
+    const finished = new Date(o.kind === 'sent' ? o.sentAt : (deps.now ?? Date.now)()).toISOString();
+    if (o.kind === 'sent') {
+      messages.push({ Id: record.Id, Status__c: 'Sent', Tracking_Id__c: o.trackingId, Sent_At__c: finished, Error__c: null });
+      attempts.push({ Id: attemptId, Outcome__c: 'Sent', Tracking_Id__c: o.trackingId, Finished_At__c: finished, Error__c: null });
+    } else if (o.kind === 'failed') {
+      messages.push({ Id: record.Id, Status__c: 'Failed', Error__c: o.error });
+      attempts.push({ Id: attemptId, Outcome__c: o.attemptOutcome, Error__c: o.error, Finished_At__c: finished });
+    } else {
+      messages.push({ Id: record.Id, Status__c: 'Queued', Error__c: 'Handed back at worker shutdown; will be sent again' });
+      attempts.push({ Id: attemptId, Outcome__c: 'Failed', Error__c: 'Handed back at worker shutdown', Finished_At__c: finished });
+    }
+  }
+  // PATCHes are idempotent: retried through a Salesforce outage; if it outlasts this, the
+  // journal still holds the outcome and recovery writes it at the next start.
+  const results = await retryUntil(async () => {
+    await deps.sf.updateAttempts(attempts);
+    return deps.sf.updateMessages(messages);
+  }, {
+    deadline: (deps.now ?? Date.now)() + WRITE_BACK_DEADLINE_MS,
+    retryable: () => true,
+    signal: deps.signal,
+    onRetry: ({ attempt, delayMs, error }) => deps.log.warn({ event: 'writeback.retry', attempt, delayMs, err: error }),
+  });
+  results.forEach((r, i) => {
+    if (!r.ok) deps.log.error({ event: 'writeback.failed', recordId: messages[i]!.Id, code: r.error?.code });
+  });
+  for (const o of outcomes) {
+    const recordId = o.claim.record.Id;
+    if (o.kind === 'sent') deps.log.info({ event: 'message.sent', recordId, trackingId: o.trackingId, attempt: o.claim.attempt });
+    else if (o.kind === 'failed') deps.log.warn({ event: 'message.failed', recordId, attempt: o.claim.attempt, outcome: o.attemptOutcome, reason: o.error });
+    else deps.log.info({ event: 'message.handed_back', recordId });
+  }
+  // Salesforce has it now: the local entries have done their job.
+  await Promise.all(outcomes.map(async (o) => {
+    await deps.store.journal.delete(o.claim.record.Id);
+    await deps.spool.shred(o.claim.record.Id);
+  }));
+}

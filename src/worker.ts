@@ -1,0 +1,76 @@
+/**
+ * The composition root: builds each outside system's adapter from the configuration and
+ * hands them to the pipeline. Nothing here knows HTTP; nothing below knows the config.
+ */
+import { openSqliteStore } from './store/store.js';
+import { Spool, startPurgeTimer } from './store/spool.js';
+import { Envelope, kmsKeyring, createKmsClient } from './crypto/envelope.js';
+import { connectSalesforce } from './salesforce/connection.js';
+import { salesforceRecords } from './salesforce/records.js';
+import { createPauboxClient } from './paubox/client.js';
+import { ReceiptPoller } from './pipeline/receipts.js';
+import { startPipeline } from './pipeline/pipeline.js';
+import type { Config } from './config.js';
+import type { Log } from './log.js';
+
+export interface Worker {
+  stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  /** Test hooks for timings the real services fix (watchdog margin, daily-limit back-off). */
+  watchdogMarginMs?: number;
+  dailyLimitBackoffMs?: number;
+  statsIntervalMs?: number;
+}
+
+export async function startWorker(cfg: Config, log: Log, opts: WorkerOptions = {}): Promise<Worker> {
+  const store = await openSqliteStore(cfg.dataDir);
+  const envelope = new Envelope(kmsKeyring({
+    keyId: cfg.kms.keyId,
+    client: createKmsClient({ region: cfg.kms.region, ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}) }),
+  }));
+  const spool = new Spool(store, envelope);
+  const stopPurge = startPurgeTimer(spool, cfg.spoolMaxAgeMs);
+  const session = await connectSalesforce(cfg);
+  const sf = salesforceRecords(session.conn);
+  const paubox = createPauboxClient({ baseUrl: cfg.paubox.baseUrl, apiKey: cfg.paubox.apiKey });
+  const abort = new AbortController();
+  const receipts = new ReceiptPoller({
+    store, envelope, paubox, sf, log,
+    pollIntervalMs: cfg.pollIntervalMs, openTrackingHours: cfg.openTrackingHours, softBounceGiveUpMs: cfg.softBounceGiveUpMs,
+  });
+  log.info({ event: 'worker.started', worker: cfg.workerName, userId: session.userId, sandbox: cfg.sandbox });
+  const pipeline = await startPipeline({
+    session, sf, store, spool, paubox, receipts, log,
+    workerName: cfg.workerName, clientName: cfg.clientName,
+    reconcileIntervalMs: cfg.reconcileIntervalMs, claimLeaseMs: cfg.claimLeaseMs,
+    sendDeadlineMs: cfg.sendDeadlineMs, resendUnknown: cfg.resendUnknown,
+    signal: abort.signal,
+    ...(opts.watchdogMarginMs !== undefined ? { watchdogMarginMs: opts.watchdogMarginMs } : {}),
+    ...(opts.dailyLimitBackoffMs !== undefined ? { dailyLimitBackoffMs: opts.dailyLimitBackoffMs } : {}),
+  });
+
+  const statsTimer = setInterval(() => {
+    const usage = sf.apiUsage();
+    log.info({
+      event: 'stats', inFlight: pipeline.stats.inFlight(), sent: pipeline.stats.sent, failed: pipeline.stats.failed,
+      changeEvents: pipeline.stats.received, oldestQueuedAgeMs: pipeline.stats.oldestQueuedAgeMs(),
+      streamDown: pipeline.stats.streamDown(), receiptPolls: receipts.stats.polls,
+      ...(usage ? { apiUsed: usage.used, apiLimit: usage.limit } : {}),
+    });
+  }, opts.statsIntervalMs ?? 60_000);
+  statsTimer.unref();
+
+  return {
+    async stop() {
+      clearInterval(statsTimer);
+      abort.abort();
+      await pipeline.stop();
+      stopPurge();
+      envelope.close();
+      await store.close();
+      log.info({ event: 'worker.stopped' });
+    },
+  };
+}
