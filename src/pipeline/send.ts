@@ -61,11 +61,26 @@ export async function sendClaims(claims: Claim[], deps: SendDeps): Promise<SendO
     if (built.ok) ready.push({ claim, message: built.message });
     else outcomes.push(failed(claim, built.error));
   }
+  await markPosting(ready, deps);
   const parts = chunk(ready, BULK_MAX);
   const posted = await Promise.all(parts.map((part) => postWithRetry(part, deps)));
   outcomes.push(...posted.flat());
   await writeBack(outcomes, deps);
   return outcomes;
+}
+
+/**
+ * Contract §6: before the POST the attempt becomes `Posting`, so anyone who finds it there
+ * later knows the outcome may be unknown. One collections call for the whole batch.
+ */
+async function markPosting(ready: Ready[], deps: SendDeps): Promise<void> {
+  if (ready.length === 0) return;
+  await retryUntil(() => deps.sf.updateAttempts(ready.map((r) => ({ Id: r.claim.attemptId, Outcome__c: 'Posting' as const }))), {
+    deadline: (deps.now ?? Date.now)() + WRITE_BACK_DEADLINE_MS,
+    retryable: () => true,
+    signal: deps.signal,
+    onRetry: ({ attempt, delayMs, error }) => deps.log.warn({ event: 'posting.retry', attempt, delayMs, err: error }),
+  });
 }
 
 function failed(claim: Claim, error: string, attemptOutcome: 'Failed' | 'Unknown' = 'Failed'): SendOutcome {
