@@ -43,7 +43,7 @@ export function draft(org: SalesforceOrg, fields: Record<string, unknown> = {}):
 }
 
 /** The error jsforce throws, for assertions on Salesforce's error shape. */
-export async function failure(p: Promise<unknown>): Promise<{ errorCode?: string; message: string; name: string; data?: unknown }> {
+export async function failure(p: PromiseLike<unknown>): Promise<{ errorCode?: string; message: string; name: string; data?: unknown }> {
   try {
     await p;
   } catch (err) {

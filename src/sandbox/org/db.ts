@@ -225,7 +225,7 @@ export class Transaction {
       for (const f of Object.values(object.fields)) {
         if (!(f.name in row) && !isSystem(f)) row[f.name] = defaultValue(f);
       }
-      errors.push(...this.requiredMissing(object, row, Object.values(object.fields)));
+      errors.push(...this.requiredMissing(row, Object.values(object.fields), errors));
       if (errors.length) throw new SaveFailure(errors);
       return this.insertRow(object, row);
     });
@@ -262,7 +262,7 @@ export class Transaction {
       const row: Record<string, unknown> = { ...current };
       const errors = this.apply(object, row, input, 'update');
       const touched = Object.keys(input).map((k) => findField(object, k)).filter((f) => f !== undefined);
-      errors.push(...this.requiredMissing(object, row, touched));
+      errors.push(...this.requiredMissing(row, touched, errors));
       if (errors.length) throw new SaveFailure(errors);
       this.updateRow(object, current.Id as string, row);
     });
@@ -364,9 +364,11 @@ export class Transaction {
     return { statusCode: 'INVALID_CROSS_REFERENCE_KEY', message: `invalid cross reference id`, fields: [f.name] };
   }
 
-  private requiredMissing(object: ObjectSchema, row: Record<string, unknown>, fields: FieldSchema[]): SaveError[] {
+  /** Required fields left empty (a field that already failed with a bad value is not reported twice). */
+  private requiredMissing(row: Record<string, unknown>, fields: FieldSchema[], errors: SaveError[]): SaveError[] {
+    const failed = new Set(errors.flatMap((e) => e.fields));
     const missing = fields
-      .filter((f) => f.required && !isSystem(f) && (row[f.name] === null || row[f.name] === undefined))
+      .filter((f) => f.required && !isSystem(f) && !failed.has(f.name) && (row[f.name] === null || row[f.name] === undefined))
       .map((f) => f.name);
     return missing.length
       ? [{ statusCode: 'REQUIRED_FIELD_MISSING', message: `Required fields are missing: [${missing.join(', ')}]`, fields: missing }]
