@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { StreamingExtension } from 'jsforce/api/streaming';
 import type { ChangeEventData } from '../../src/sandbox/org/events.js';
 import type { SalesforceOrg } from '../../src/sandbox/org/server.js';
 import { ATTEMPT, MESSAGE, closeOrgs, connect, draft, startOrg } from './org-helpers.js';
@@ -99,5 +100,24 @@ describe('sandbox org change events', () => {
     org.control.diffLongText = true;
     await conn.sobject(MESSAGE).update({ Id: id, Html_Body__c: long + 'more' });
     expect(events(org).at(-1)!.payload.Html_Body__c).toEqual({ diff: expect.any(String) });
+  });
+
+  it('reaches a jsforce streaming subscriber on the same server (CometD attached to the org)', async () => {
+    const org = await startOrg();
+    const conn = await connect(org, { client: 'sdt-worker' });
+    const received: ChangeEventData[] = [];
+    const client = conn.streaming.createClient([new StreamingExtension.Replay(CHANNEL, -1)]) as unknown as {
+      subscribe(channel: string, cb: (d: ChangeEventData) => void): PromiseLike<void>;
+      disconnect(): void;
+    };
+    try {
+      await client.subscribe(CHANNEL, (d) => received.push(d));
+      const { id } = await conn.sobject(MESSAGE).create({ Status__c: 'Queued' });
+      await expect.poll(() => received.length, { timeout: 10_000 }).toBe(1);
+      expect(received[0]!.payload.ChangeEventHeader).toMatchObject({ recordIds: [id], changeType: 'CREATE' });
+      expect(org.apiCalls()).toBe(1); // CometD does not count against the API allocation
+    } finally {
+      client.disconnect();
+    }
   });
 });
