@@ -21,8 +21,13 @@ export interface LogLine { event?: string; level?: string; [k: string]: unknown 
 export class LogSink extends Writable {
   readonly lines: LogLine[] = [];
   readonly raw: string[] = [];
+  private partial = '';
   override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) {
+    // Chunks from a pipe can end mid-line: keep the tail for the next one.
+    const text = this.partial + chunk.toString('utf8');
+    const cut = text.lastIndexOf('\n');
+    this.partial = cut === -1 ? text : text.slice(cut + 1);
+    for (const line of (cut === -1 ? '' : text.slice(0, cut)).split('\n')) {
       if (!line.trim()) continue;
       this.raw.push(line);
       try {
