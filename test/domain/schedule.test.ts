@@ -44,6 +44,7 @@ describe('nextPoll once final', () => {
     ['already opened', { opened: true }],
     ['open tracking off', { openTrackingHours: 0 }],
     ['window closed', { now: T0 + 25 * HOUR }],
+    ['every recipient bounced', { bounced: true }],
   ])('stops: %s', (_name, s) => {
     expect(nextPoll(state({ finalAt: T0, now: T0, ...s }))).toBeNull();
   });
@@ -60,6 +61,15 @@ describe('nextPoll once final', () => {
     expect(nextPoll(state({ finalAt: T0, now: T0 + 5 * MIN }))).toBe(T0 + 7 * MIN);
     expect(nextPoll(state({ finalAt: T0, now: T0 + 7 * MIN }))).toBe(T0 + 15 * MIN);
     expect(nextPoll(state({ finalAt: T0, now: T0 + 10 * HOUR }))).toBe(T0 + 10 * HOUR + 3 * MIN);
+  });
+
+  it('is paced by the poll interval: a worker polling every second reads 5 s after final', () => {
+    const times = pollTimes({ finalAt: T0, now: T0, pollIntervalMs: 1000 });
+    const offsets = times.map((t) => (t - T0) / 1000);
+    expect(offsets.slice(0, 4)).toEqual([5, 15, 35, 75]);
+    const gaps = times.map((t, i) => t - (i === 0 ? T0 : times[i - 1]!));
+    expect(Math.max(...gaps)).toBe(HOUR);
+    expect(times).toHaveLength(openTrackingPollCount(24, 1000));
   });
 });
 
