@@ -37,6 +37,19 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
   );
 }
 
+/**
+ * Node prints process warnings (the AWS SDK's NodeVersionSupportWarning, deprecations) on
+ * stderr as prose. Monitoring reads JSON lines only, so Node's own printer is removed and
+ * each warning becomes a `node.warning` line; nothing is hidden. This works from the
+ * Procfile command as it stands, with no Node flags to keep in step with `npm start`.
+ */
+export function logProcessWarnings(log: Log): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    log.warn({ event: 'node.warning', warning: w.name, ...(w.code ? { code: w.code } : {}), msg: scrub(w.message, 500) });
+  });
+}
+
 const EMAIL_LIKE = /[^\s<>"'(),;:]+@[^\s<>"'(),;:]+/g;
 
 /**

@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, wantsSandbox, ConfigError, EX_CONFIG, type Env } from './config.js';
-import { createLogger, safeError, type Log } from './log.js';
+import { createLogger, logProcessWarnings, safeError, type Log } from './log.js';
 import { startWorker, type Worker } from './worker.js';
 import { doctor } from './doctor.js';
 
@@ -20,10 +20,14 @@ import { doctor } from './doctor.js';
 tls.DEFAULT_MIN_VERSION = 'TLSv1.2';
 
 const SHUTDOWN_BUDGET_MS = 25_000;
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS = new Set<string>(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 async function main(): Promise<void> {
   let env: Env = process.env;
-  const log = createLogger((env.LOG_LEVEL as 'info' | undefined) ?? 'info');
+  // A bad LOG_LEVEL must reach loadConfig (exit 78 naming it), not crash pino first.
+  const log = createLogger(LOG_LEVELS.has(env.LOG_LEVEL ?? '') ? env.LOG_LEVEL as Level : 'info');
+  logProcessWarnings(log);
   const sandboxMode = wantsSandbox(env);
   let closeSandbox: (() => Promise<void>) | undefined;
   if (sandboxMode) {
