@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     return exit(log, ok ? 0 : 1);
   }
 
+  // Signals are heard from here on: a dyno restarted while the worker is still starting
+  // (recovery, first login) must stop cleanly too, not die mid-write.
+  const stopping = onStopSignal(log);
   let worker: Worker;
   try {
     worker = await startWorker(cfg, log);
@@ -60,25 +63,37 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ event: 'worker.stopping', signal });
-    const deadline = setTimeout(() => {
-      log.error({ event: 'worker.stop_timeout', budgetMs: SHUTDOWN_BUDGET_MS });
-      exit(log, 1);
-    }, SHUTDOWN_BUDGET_MS);
-    deadline.unref();
-    void worker.stop()
-      .then(() => closeSandbox?.())
-      .then(() => exit(log, 0), (err) => {
-        log.error({ event: 'worker.stop_failed', err });
+  const signal = await stopping;
+  try {
+    await worker.stop();
+    await closeSandbox?.();
+  } catch (err) {
+    log.error({ event: 'worker.stop_failed', signal, err });
+    return exit(log, 1);
+  }
+  return exit(log, 0);
+}
+
+/**
+ * Resolves on the first SIGTERM or SIGINT, and from then on holds the process to the
+ * contract's budget: whatever is not finished or handed back within 25 s is abandoned
+ * with exit 1 (the claims go stale and another worker takes them over).
+ */
+function onStopSignal(log: Log): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.removeAllListeners('SIGTERM').removeAllListeners('SIGINT');
+      process.on('SIGTERM', () => undefined).on('SIGINT', () => undefined); // one stop at a time
+      log.info({ event: 'worker.stopping', signal });
+      setTimeout(() => {
+        log.error({ event: 'worker.stop_timeout', budgetMs: SHUTDOWN_BUDGET_MS });
         exit(log, 1);
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+      }, SHUTDOWN_BUDGET_MS - 1000).unref();
+      resolve(signal);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
 }
 
 function configOrExit(env: Env, sandbox: boolean, log: Log) {
