@@ -11,12 +11,12 @@
  * processed twice at once (`inFlight`), and the checkpoint advances only past events whose
  * work is done.
  */
-import { Subject, merge, timer, from, EMPTY, Subscription } from 'rxjs';
+import { Subject, merge, timer, from, EMPTY } from 'rxjs';
 import { bufferTime, filter, mergeMap, concatMap, catchError, exhaustMap, switchMap } from 'rxjs/operators';
 import { decideTrigger } from '../domain/trigger.js';
 import { CHANGE_CHANNEL } from '../domain/record.js';
 import { changeStream, type StreamSignal } from '../salesforce/stream.js';
-import { claimQueued, takeOver, type ClaimDeps } from './claim.js';
+import { claimQueued, takeOver, type Claim, type ClaimDeps } from './claim.js';
 import { sendClaims, type SendDeps } from './send.js';
 import { recover, sweepStale } from './recover.js';
 import { CheckpointTracker } from './checkpoint.js';
@@ -52,6 +52,9 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   const { log, store } = deps;
   const checkpoint = new CheckpointTracker(await store.getCheckpoint(CHANGE_CHANNEL));
   const inFlight = new Set<string>();
+  const running = new Set<Promise<void>>();
+  const abort = new AbortController();
+  deps = { ...deps, signal: anySignal(deps.signal, abort.signal) };
   const reconcileNow = new Subject<string>();
   let streamDown = false;
   let oldestQueuedAt: number | null = null;
@@ -127,15 +130,21 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
 
   async function claimAndSend(batch: Candidate[]): Promise<void> {
     try {
-      const claims = await claimQueued(batch.map((c) => c.recordId), deps);
-      const outcomes = await sendClaims(claims, deps);
-      await trackSent(outcomes);
+      await sendAndTrack(await claimQueued(batch.map((c) => c.recordId), deps));
     } catch (err) {
       // The records stay Queued (or their claims go stale): the next sweep picks them up.
       log.error({ event: 'batch.failed', records: batch.length, err });
     } finally {
       batch.forEach((c) => release(c));
     }
+  }
+
+  /** Every send goes through here, so shutdown can wait for what is in flight. */
+  function sendAndTrack(claims: Claim[]): Promise<void> {
+    const work = sendClaims(claims, deps).then(trackSent);
+    running.add(work);
+    void work.catch(() => undefined).finally(() => running.delete(work));
+    return work;
   }
 
   async function trackSent(outcomes: Awaited<ReturnType<typeof sendClaims>>): Promise<void> {
@@ -154,7 +163,7 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
     const claims = rescued.filter((c) => !inFlight.has(c.record.Id));
     if (claims.length > 0) {
       claims.forEach((c) => inFlight.add(c.record.Id));
-      void sendClaims(claims, deps).then(trackSent)
+      void sendAndTrack(claims)
         .catch((err) => log.error({ event: 'batch.failed', records: claims.length, err }))
         .finally(() => claims.forEach((c) => inFlight.delete(c.record.Id)));
     }
@@ -170,12 +179,18 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   return {
     stats,
     async stop() {
+      // Stop taking work; cut retry waits short (their claims are handed back); wait for
+      // what is in flight to finish or be handed back; then the last checkpoint.
       sends.unsubscribe();
       receipts.unsubscribe();
+      abort.abort();
+      await Promise.allSettled([...running]);
       clearInterval(saveCheckpoint);
       await persistCheckpoint();
     },
   };
 }
 
-export type { Subscription };
+function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((x): x is AbortSignal => x !== undefined));
+}
