@@ -133,3 +133,29 @@ describe('several workers', () => {
     expect(total()).toBe(100);
   });
 });
+
+describe('gap events', () => {
+  it('re-reads the records a GAP event names, and sends those that are Queued', async () => {
+    stack = await startStack({ env: { RECONCILE_INTERVAL_MS: '600000' } }); // no sweep to hide behind
+    const s = stack;
+    await s.startWorker();
+    await waitFor(() => s.logs.events('stream.subscribed').length > 0, 'subscribed');
+    const [id] = queue(s.sandbox, { Status__c: 'Draft', Subject__c: 'gap one' });
+    // A database-level change: Salesforce publishes GAP_UPDATE with the id and no fields.
+    s.sandbox.org.update('Secure_EmailMessage__c', id!, { Status__c: 'Queued' }, { gap: true });
+    await waitFor(allSent(s, [id!]), 'sent after the gap');
+    expectEachSentOnce(s, 'gap one', 1);
+  });
+
+  it('re-syncs the whole object on GAP_OVERFLOW', async () => {
+    stack = await startStack({ env: { RECONCILE_INTERVAL_MS: '600000' } });
+    const s = stack;
+    await s.startWorker();
+    await waitFor(() => s.logs.events('stream.subscribed').length > 0, 'subscribed');
+    const ids = queue(s.sandbox, ...burst('overflow', 3).map((r) => ({ ...r, Status__c: 'Draft' })));
+    // Too many changes in one transaction to list: one GAP_OVERFLOW, no per-record events.
+    for (const id of ids) s.sandbox.org.update('Secure_EmailMessage__c', id, { Status__c: 'Queued' }, { gap: 'overflow' });
+    await waitFor(allSent(s, ids), 'sent after the overflow');
+    expectEachSentOnce(s, 'overflow', 3);
+  });
+});

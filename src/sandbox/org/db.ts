@@ -24,6 +24,13 @@ export interface WriteContext {
   userId: string;
   /** `com/salesforce/api/rest/62.0;client=sdt-worker`, or '' for the UI. */
   changeOrigin: string;
+  /**
+   * A change Salesforce cannot describe in a change event (a database-level change, an
+   * event over 1 MB): it publishes a `GAP_*` event with the record ids and no fields.
+   * `'overflow'`: a transaction too large to list (over 100,000 changes) — one
+   * `GAP_OVERFLOW` event with the dummy id `000000000000000AAA` instead of any per-record one.
+   */
+  gap?: boolean | 'overflow';
 }
 
 /** Org behaviour around writes that Salesforce implements for its standard objects. */
@@ -150,22 +157,34 @@ export class OrgDb {
     const commitNumber = ++this.commitNumber;
     const transactionKey = randomUUID();
     let sequenceNumber = 0;
+    if (changes[0]!.ctx.gap === 'overflow') {
+      const object = this.schema.objects[changes[0]!.object]!;
+      this.opts.events.publish(channelOf(object.name), schemaId(object), {
+        ChangeEventHeader: {
+          entityName: object.name, recordIds: ['000000000000000AAA'], changeType: 'GAP_OVERFLOW',
+          changeOrigin: '', transactionKey, sequenceNumber: 1, commitTimestamp: tx.time, commitNumber,
+          commitUser: changes[0]!.ctx.userId, changedFields: [],
+        },
+      });
+      return;
+    }
     for (const group of groupChanges(changes)) {
       const first = group[0]!;
       const object = this.schema.objects[first.object]!;
-      const fields = this.eventFields(object, first);
+      const gap = first.ctx.gap === true;
+      const fields = gap ? {} : this.eventFields(object, first);
       this.opts.events.publish(channelOf(object.name), schemaId(object), {
         ChangeEventHeader: {
           entityName: object.name,
           recordIds: group.map((c) => c.recordId),
-          changeType: first.changeType,
+          changeType: gap ? (`GAP_${first.changeType}` as ChangeType) : first.changeType,
           changeOrigin: first.ctx.changeOrigin,
           transactionKey,
           sequenceNumber: ++sequenceNumber,
           commitTimestamp: tx.time,
           commitNumber,
           commitUser: first.ctx.userId,
-          changedFields: first.changedFields,
+          changedFields: gap ? [] : first.changedFields,
         },
         ...fields,
       });

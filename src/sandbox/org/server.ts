@@ -64,6 +64,8 @@ export interface OrgControl {
 export interface WriteAs {
   /** A user id; default the sandbox's UI admin. */
   asUser?: string;
+  /** Publish a GAP_* event (ids, no fields) instead of the ordinary change event; see WriteContext. */
+  gap?: boolean | 'overflow';
 }
 
 export interface SalesforceOrg extends SessionValidator {
@@ -200,7 +202,7 @@ export async function startSalesforceOrg(opts: SalesforceOrgOptions = {}): Promi
       });
     },
   };
-  const ui = (o?: WriteAs) => ({ userId: o?.asUser ?? users.admin.id, changeOrigin: '' });
+  const ui = (o?: WriteAs) => ({ userId: o?.asUser ?? users.admin.id, changeOrigin: '', ...(o?.gap ? { gap: true } : {}) });
   org.cometd = attachCometd(server, {
     events, sessions: org, counter, clock,
     connectTimeoutMs: opts.connectTimeoutMs,
