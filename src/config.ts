@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { isLoopback } from './net/tls.js';
+import { checkServiceUrl, ServiceUrlError } from './net/tls.js';
 
 export const EX_CONFIG = 78;
 
@@ -175,18 +175,15 @@ function readKeyFile(path: string): string {
   }
 }
 
-/** https for everything but loopback (sandbox and tests); an older TLS peer is refused elsewhere. */
+/** https for everything but loopback (sandbox and tests); the TLS floor is set in main.ts. */
 function serviceUrl(value: string, variable: string): string {
-  let url: URL;
   try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(variable, 'is not a valid URL');
+    checkServiceUrl(value, variable);
+    return value;
+  } catch (err) {
+    if (err instanceof ServiceUrlError) throw new ConfigError(variable, err.message.slice(variable.length + 1));
+    throw err;
   }
-  if (url.protocol === 'https:') return value;
-  if (url.protocol === 'http:' && isLoopback(url.hostname)) return value;
-  if (url.protocol === 'http:') throw new ConfigError(variable, 'plain http:// is allowed only for loopback hosts; use https://');
-  throw new ConfigError(variable, `unsupported protocol ${url.protocol}`);
 }
 
 function regionOfArn(keyId: string): string | undefined {

@@ -46,7 +46,7 @@ describe('configuration', () => {
     [{ SF_PRIVATE_KEY: 'not a key' }, /^SF_PRIVATE_KEY: is not a PEM private key/],
     [{ SF_PRIVATE_KEY: undefined }, /^SF_PRIVATE_KEY: no Salesforce credentials/],
     [{ POLL_INTERVAL_MS: 'soon' }, /^POLL_INTERVAL_MS: must be a whole number/],
-    [{ SF_LOGIN_URL: 'http://login.example.com' }, /^SF_LOGIN_URL: plain http:\/\/ is allowed only for loopback/],
+    [{ SF_LOGIN_URL: 'http://login.example.com' }, /^SF_LOGIN_URL: must use https:\/\/ \(plain http:\/\/ is allowed only for loopback hosts\)/],
     [{ PAUBOX_BASE_URL: 'not a url' }, /^PAUBOX_BASE_URL: is not a valid URL/],
     [{ KMS_KEY_ID: 'alias/sdt' }, /^AWS_REGION: is required/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL:/],
