@@ -107,6 +107,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   };
 
   const putJournals = db.transaction((es: JournalEntry[]) => { for (const e of es) q.putJournal.run(fromJournal(e)); });
+  const deleteJournals = db.transaction((ids: string[]) => { for (const id of ids) q.deleteJournal.run(id); });
   const putReceipts = db.transaction((ss: ReceiptSchedule[]) => { for (const s of ss) q.putReceipt.run(fromReceipt(s)); });
 
   const byState = (states: JournalState[]): JournalEntry[] => {
@@ -132,6 +133,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
       },
       async byState(...states) { return byState(states); },
       async delete(recordId) { q.deleteJournal.run(recordId); },
+      async deleteMany(recordIds) { deleteJournals(recordIds); },
     },
     receipts: {
       async putMany(ss) { putReceipts(ss); },

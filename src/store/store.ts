@@ -54,6 +54,8 @@ export interface Store {
     /** Entries in any of these states (every entry when none is given). */
     byState(...states: JournalState[]): Promise<JournalEntry[]>;
     delete(recordId: string): Promise<void>;
+    /** Deletes the entries of all these records in one transaction (one disk sync, not one each). */
+    deleteMany(recordIds: string[]): Promise<void>;
   };
   receipts: {
     /** Insert or replace by tracking id; one transaction. */
