@@ -20,6 +20,8 @@ export interface SessionOptions {
   connectTimeoutMs: number;
   reconnectWindowMs: number;
   dailyDeliveryLimit: number;
+  /** Commit → deliverable: how long a live event takes to reach subscribers (default 0). */
+  deliveryLatencyMs?: number;
 }
 
 /** Where the replies to one HTTP request go. */
@@ -57,10 +59,12 @@ export class BayeuxSessions {
   private readonly clients = new Map<string, Client>();
   private readonly allocation: DeliveryAllocation;
   private stalled = false;
+  private deliveryLatencyMs: number;
   private readonly onEvent = (e: StoredEvent) => this.fanOut(e);
 
   constructor(private readonly opts: SessionOptions) {
     this.allocation = new DeliveryAllocation(opts.now, opts.dailyDeliveryLimit);
+    this.deliveryLatencyMs = opts.deliveryLatencyMs ?? 0;
     opts.events.on('event', this.onEvent);
   }
 
@@ -113,6 +117,10 @@ export class BayeuxSessions {
 
   setDailyDeliveryLimit(limit: number): void {
     this.allocation.limit = limit;
+  }
+
+  setDeliveryLatency(ms: number): void {
+    this.deliveryLatencyMs = Math.max(0, ms);
   }
 
   /** Forgets every client without answering; the HTTP side cuts what is still open. */
@@ -295,7 +303,13 @@ export class BayeuxSessions {
 
   // ── live events ─────────────────────────────────────────────────────────────────────
 
+  /** Live events reach subscribers `deliveryLatencyMs` after the commit (same delay: order kept). */
   private fanOut(e: StoredEvent): void {
+    if (this.deliveryLatencyMs > 0) setTimeout(() => this.enqueue(e), this.deliveryLatencyMs).unref();
+    else this.enqueue(e);
+  }
+
+  private enqueue(e: StoredEvent): void {
     for (const client of this.clients.values()) {
       for (const ch of client.channels) {
         if (ch === e.channel || ch === ALL_CHANGE_EVENTS) client.queue.push({ channel: ch, data: e.data });

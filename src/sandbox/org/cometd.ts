@@ -33,6 +33,8 @@ export interface CometdOptions {
   reconnectWindowMs?: number;
   /** Daily event-delivery allocation (all subscribers added up). */
   dailyDeliveryLimit?: number;
+  /** Commit → deliverable latency of live events (benchmarks; default 0). */
+  deliveryLatencyMs?: number;
 }
 
 export interface CometdServer {
@@ -52,6 +54,8 @@ export interface CometdServer {
   /** Events delivered so far (counts against the daily allocation). */
   deliveries(): number;
   setDailyDeliveryLimit(limit: number): void;
+  /** From now on, live events reach subscribers this long after their commit. */
+  setDeliveryLatency(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -75,6 +79,7 @@ export function attachCometd(server: Server, opts: CometdOptions): CometdServer 
     connectTimeoutMs: opts.connectTimeoutMs ?? 110_000,
     reconnectWindowMs: opts.reconnectWindowMs ?? 40_000,
     dailyDeliveryLimit: opts.dailyDeliveryLimit ?? 1e9,
+    deliveryLatencyMs: opts.deliveryLatencyMs ?? 0,
   });
   const open = new Set<ServerResponse>();
   const restore = intercept(server, {
@@ -91,6 +96,7 @@ export function attachCometd(server: Server, opts: CometdOptions): CometdServer 
     subscriptions: () => engine.subscriptions(),
     deliveries: () => engine.deliveries(),
     setDailyDeliveryLimit: (limit) => engine.setDailyDeliveryLimit(limit),
+    setDeliveryLatency: (ms) => engine.setDeliveryLatency(ms),
     close: async () => {
       restore();
       engine.close();
