@@ -36,6 +36,7 @@ export interface ReceiptDeps {
       putMany(s: ReceiptSchedule[]): Answer<void>;
       due(now: number, limit: number): Answer<ReceiptSchedule[]>;
       delete(trackingId: string): Answer<void>;
+      deleteForRecords(recordIds: string[]): Answer<void>;
       count(): Answer<number>;
     };
   };
@@ -127,6 +128,8 @@ export class ReceiptPoller {
         Status__c: 'Sent', Sent_At__c: new Date(s.sentAt).toISOString(), single: s.singleRecipient,
       })),
     })));
+    // A resend replaces the record's earlier tracking id: its receipts must not land here.
+    await lastValueFrom(io(() => this.deps.store.receipts.deleteForRecords(sent.map((s) => s.recordId))), { defaultValue: undefined });
     await lastValueFrom(io(() => this.deps.store.receipts.putMany(rows)), { defaultValue: undefined });
   }
 

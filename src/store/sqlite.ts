@@ -97,6 +97,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
       'SELECT * FROM receipt WHERE next_poll_at <= ? ORDER BY next_poll_at, tracking_id LIMIT ?'),
     getReceipt: db.prepare<[string], ReceiptRow>('SELECT * FROM receipt WHERE tracking_id = ?'),
     deleteReceipt: db.prepare('DELETE FROM receipt WHERE tracking_id = ?'),
+    deleteRecordReceipts: db.prepare('DELETE FROM receipt WHERE record_id = ?'),
     countReceipts: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM receipt'),
     putSpool: db.prepare(`INSERT OR REPLACE INTO spool (key, record_id, purpose, created_at, ciphertext)
       VALUES (?, ?, ?, ?, ?)`),
@@ -143,6 +144,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
         return row && toReceipt(row);
       },
       async delete(trackingId) { q.deleteReceipt.run(trackingId); },
+      async deleteForRecords(recordIds) { db.transaction(() => recordIds.forEach((id) => q.deleteRecordReceipts.run(id)))(); },
       async count() { return q.countReceipts.get()?.n ?? 0; },
     },
     spool: {

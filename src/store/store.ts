@@ -64,6 +64,8 @@ export interface Store {
     due(now: number, limit: number): Promise<ReceiptSchedule[]>;
     get(trackingId: string): Promise<ReceiptSchedule | undefined>;
     delete(trackingId: string): Promise<void>;
+    /** Drops every schedule of these records (a resend replaces the old tracking id). */
+    deleteForRecords(recordIds: string[]): Promise<void>;
     count(): Promise<number>;
   };
   /** Sealed blobs by key. Use `Spool` (spool.ts), which seals and opens them. */

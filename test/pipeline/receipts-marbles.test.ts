@@ -24,6 +24,7 @@ class MemorySchedules {
       .sort((a, b) => a.nextPollAt - b.nextPollAt || a.trackingId.localeCompare(b.trackingId)).slice(0, limit);
   }
   delete(id: string): void { this.rows.delete(id); }
+  deleteForRecords(ids: string[]): void { for (const [k, r] of this.rows) if (ids.includes(r.recordId)) this.rows.delete(k); }
   count(): number { return this.rows.size; }
 }
 

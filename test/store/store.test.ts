@@ -62,6 +62,14 @@ describe('SQLite store', () => {
     expect(await again.journal.get('a02')).toBeUndefined();
   });
 
+  it('drops every receipt schedule of a resent record, and only those', async () => {
+    const { store } = await freshStore();
+    const schedule = (trackingId: string, recordId: string) => ({ trackingId, recordId, nextPollAt: 0, polls: 0, sentAt: 0 });
+    await store.receipts.putMany([schedule('t1', 'a0S000000000001'), schedule('t2', 'a0S000000000001'), schedule('t3', 'a0S000000000002')]);
+    await store.receipts.deleteForRecords(['a0S000000000001']);
+    expect((await store.receipts.due(1, 10)).map((s) => s.trackingId)).toEqual(['t3']);
+  });
+
   it('refuses a journal state outside the lifecycle, leaving a batch all-or-nothing', async () => {
     const { store } = await freshStore();
     const bad = { ...entry('a03', 'sent'), state: 'delivered' } as unknown as JournalEntry;

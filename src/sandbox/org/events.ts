@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
  * Replay ids are assigned per channel, increasing, starting at 1. Retention is bounded by
  * count (and optionally by age on the sandbox clock): once an event falls out, a replay
  * from before it is no longer possible and CometD answers
- * `400::The replayId {N} you provided was invalid or not within the valid range`.
+ * `400::The replayId {N} you provided was invalid…` (see cometd-protocol.ts).
  */
 
 export type ChangeType =
