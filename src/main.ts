@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   logProcessWarnings(log);
   const sandboxMode = wantsSandbox(env);
   let closeSandbox: (() => Promise<void>) | undefined;
+  let sandboxDemo: (() => string) | undefined;
   if (sandboxMode) {
     log.info({
       event: 'sandbox.starting',
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
     });
     const sandbox = await startSandboxForDemo(env);
     closeSandbox = () => sandbox.close();
+    sandboxDemo = () => sandbox.org.insert('Secure_EmailMessage__c', {
+      Status__c: 'Queued', To_Address__c: 'open.patient@example.org', From_Address__c: 'care-team@clinic.example',
+      From_Name__c: 'Sandbox Clinic', Subject__c: 'Welcome to the sandbox', Text_Body__c: 'This message went through the whole pipeline.',
+    });
     env = { ...env, ...sandbox.env };
     log.info({ event: 'sandbox.started', org: sandbox.org.url, paubox: sandbox.paubox.url, kms: sandbox.kms.url });
   }
@@ -61,6 +66,12 @@ async function main(): Promise<void> {
       return exit(log, EX_CONFIG);
     }
     throw err;
+  }
+
+  if (sandboxDemo) {
+    // A newcomer sees the whole flow at once: Queued → Sent → Delivered → opened.
+    const id = sandboxDemo();
+    log.info({ event: 'sandbox.demo_queued', recordId: id, msg: 'Queued one demo message in the sandbox org; watch for message.sent and receipt.merged' });
   }
 
   const signal = await stopping;
