@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, wantsSandbox, ConfigError, EX_CONFIG, type Env } from './config.js';
 import { createLogger, logProcessWarnings, safeError, type Log } from './log.js';
-import { startWorker, type Worker } from './worker.js';
+import { startWorker, isLoginRefused, type Worker } from './worker.js';
 import { doctor } from './doctor.js';
 
 // Every client (jsforce, faye, node-fetch, AWS SDK) inherits this floor, whatever
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   try {
     worker = await startWorker(cfg, log);
   } catch (err) {
-    if (isAuthRefusal(err)) {
+    if (isLoginRefused(err)) {
       log.fatal({ event: 'config.invalid', variable: 'SF_CLIENT_ID', err, msg: 'Salesforce refused the login: check SF_CLIENT_ID, SF_USERNAME and the key or secret' });
       return exit(log, EX_CONFIG);
     }
@@ -127,11 +127,6 @@ async function startSandboxForDemo(env: Env) {
   writeFileSync(join(dataDir, 'sandbox.env'),
     Object.entries(sandbox.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });
   return sandbox;
-}
-
-function isAuthRefusal(err: unknown): boolean {
-  const e = err as { name?: string; errorCode?: string; message?: string };
-  return /invalid_grant|invalid_client|authentication failure/i.test(`${e?.name} ${e?.errorCode} ${e?.message}`);
 }
 
 function exit(log: Log, code: number): never {

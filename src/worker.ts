@@ -5,7 +5,8 @@
 import { openSqliteStore } from './store/store.js';
 import { Spool, startPurgeTimer } from './store/spool.js';
 import { Envelope, kmsKeyring, createKmsClient } from './crypto/envelope.js';
-import { connectSalesforce } from './salesforce/connection.js';
+import { connectSalesforce, type SalesforceSession } from './salesforce/connection.js';
+import { retryUntil } from './domain/backoff.js';
 import { salesforceRecords } from './salesforce/records.js';
 import { createPauboxClient } from './paubox/client.js';
 import { ReceiptPoller } from './pipeline/receipts.js';
@@ -24,6 +25,25 @@ export interface WorkerOptions {
   statsIntervalMs?: number;
 }
 
+/**
+ * Salesforce down or unreachable at start is a wait, not a crash loop: retried with
+ * backoff until it answers. A refused login is a configuration problem and is thrown
+ * (main.ts turns it into exit 78).
+ */
+async function connectUntilReachable(cfg: Config, log: Log): Promise<SalesforceSession> {
+  return retryUntil(() => connectSalesforce(cfg), {
+    deadline: Number.POSITIVE_INFINITY,
+    policy: { initialMs: 1000, maxMs: 60_000, factor: 2, jitter: 0.2 },
+    retryable: (err) => !isLoginRefused(err),
+    onRetry: ({ attempt, delayMs, error }) => log.warn({ event: 'salesforce.unreachable', attempt, delayMs, err: error }),
+  });
+}
+
+export function isLoginRefused(err: unknown): boolean {
+  const e = err as { name?: string; errorCode?: string; message?: string };
+  return /invalid_grant|invalid_client|authentication failure|unsupported_grant_type/i.test(`${e?.name} ${e?.errorCode} ${e?.message}`);
+}
+
 export async function startWorker(cfg: Config, log: Log, opts: WorkerOptions = {}): Promise<Worker> {
   const store = await openSqliteStore(cfg.dataDir);
   const envelope = new Envelope(kmsKeyring({
@@ -32,7 +52,7 @@ export async function startWorker(cfg: Config, log: Log, opts: WorkerOptions = {
   }));
   const spool = new Spool(store, envelope);
   const stopPurge = startPurgeTimer(spool, cfg.spoolMaxAgeMs);
-  const session = await connectSalesforce(cfg);
+  const session = await connectUntilReachable(cfg, log);
   const sf = salesforceRecords(session.conn);
   const paubox = createPauboxClient({ baseUrl: cfg.paubox.baseUrl, apiKey: cfg.paubox.apiKey });
   const abort = new AbortController();

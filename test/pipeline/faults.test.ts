@@ -159,3 +159,18 @@ describe('gap events', () => {
     expectEachSentOnce(s, 'overflow', 3);
   });
 });
+
+describe('start-up', () => {
+  it('waits for an unreachable Salesforce instead of crashing, then sends', async () => {
+    stack = await startStack();
+    const s = stack;
+    s.sandbox.org.control.restOutage(true); // OAuth answers 503 too
+    const starting = s.startWorker();
+    await waitFor(() => s.logs.events('salesforce.unreachable').length > 0, 'the wait logged');
+    const ids = queue(s.sandbox, ...burst('after outage', 2));
+    s.sandbox.org.control.restOutage(false);
+    await starting;
+    await waitFor(allSent(s, ids), 'sent once Salesforce is back');
+    expectEachSentOnce(s, 'after outage', 2);
+  });
+});
