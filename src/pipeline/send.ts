@@ -20,6 +20,8 @@ import type { Store, JournalEntry } from '../store/store.js';
 import type { Spool } from '../store/spool.js';
 import type { Log } from '../log.js';
 import type { Claim } from './claim.js';
+import type { Attachment } from '../domain/record.js';
+import { DecryptError, KeyUnavailableError } from '../crypto/errors.js';
 
 export interface SendDeps {
   sf: SalesforceRecords;
@@ -44,6 +46,8 @@ export type SendOutcome =
 interface Ready { claim: Claim; message: PauboxMessage }
 
 const BULK_MAX = 50;
+/** Files not staged because the worker is shutting down: the claim is handed back. */
+const HAND_BACK = Symbol('hand back');
 /** Records whose files download at once (each file still streams through the spool). */
 const FILE_CONCURRENCY = 8;
 const WRITE_BACK_DEADLINE_MS = 10 * 60_000;
@@ -55,6 +59,10 @@ export async function sendClaims(claims: Claim[], deps: SendDeps): Promise<SendO
   const files = await loadAttachments(claims, deps);
   for (const claim of claims) {
     const attached = files.get(claim.record.Id) ?? [];
+    if (attached === HAND_BACK) {
+      outcomes.push({ claim, kind: 'handed-back' });
+      continue;
+    }
     if (typeof attached === 'string') {
       outcomes.push(failed(claim, attached));
       continue;
@@ -94,8 +102,8 @@ function failed(claim: Claim, error: string, attemptOutcome: 'Failed' | 'Unknown
  * encrypted spool and read back for the message. A message whose files exceed Paubox's
  * limit fails from the sizes alone, before a byte is downloaded.
  */
-async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<string, AttachmentContent[] | string>> {
-  const out = new Map<string, AttachmentContent[] | string>();
+async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<string, AttachmentContent[] | string | typeof HAND_BACK>> {
+  const out = new Map<string, AttachmentContent[] | string | typeof HAND_BACK>();
   const listed = await deps.sf.attachments(claims.map((c) => c.record.Id));
   // Several records' files at once: one at a time, a batch whose records all carry a file
   // waited out a Salesforce round trip per file (18 s for 200 at 80 ms) while holding a slot.
@@ -105,24 +113,50 @@ async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<str
       out.set(recordId, `Attachments total ${(total / 1048576).toFixed(1)} MB; Paubox allows 10 MB`);
       return;
     }
+    const claim = claims.find((c) => c.record.Id === recordId)!;
     try {
-      const contents: AttachmentContent[] = [];
-      for (const [i, f] of files.entries()) {
-        const purpose = `attachment-${i}`;
-        const key = await deps.spool.putStream(recordId, purpose, deps.sf.versionData(f.contentVersionId));
-        const bytes = await collect(deps.spool.getStream(key, recordId, purpose));
-        contents.push({
-          fileName: f.pathOnClient || (f.fileExtension ? `${f.title}.${f.fileExtension}` : f.title),
-          extension: f.fileExtension, size: bytes.length, content: bytes,
-        });
-      }
-      out.set(recordId, contents);
+      out.set(recordId, await retryUntil(() => spoolFiles(recordId, files, deps), {
+        deadline: claim.claimedAt + deps.sendDeadlineMs,
+        retryable: (err) => !(err instanceof DecryptError) && !isSalesforceRefusal(err),
+        signal: deps.signal,
+        onRetry: ({ attempt, delayMs, error }) => {
+          deps.log.warn({ event: 'attachment.retry', recordId, attempt, delayMs, err: error });
+          // A KMS or Salesforce outage can outlast the claim lease: keep the claim alive.
+          void deps.sf.updateAttempts([{ Id: claim.attemptId, Error__c: `Waiting to read attached files; retry ${attempt + 1}` }])
+            .catch(() => undefined);
+        },
+      }));
     } catch (err) {
+      if (deps.signal?.aborted) return void out.set(recordId, HAND_BACK); // shutdown: not a failure
       deps.log.warn({ event: 'attachment.failed', recordId, err });
-      out.set(recordId, 'Could not read an attached file from Salesforce; re-queue to try again');
+      out.set(recordId, err instanceof KeyUnavailableError
+        ? 'The KMS key stayed unavailable until the retry deadline, so attached files could not be staged; re-queue to try again'
+        : 'Could not read an attached file from Salesforce (deleted, or no access); re-queue to try again');
     }
   });
   return out;
+}
+
+/** Streams a record's files into the encrypted spool and reads them back for the message. */
+async function spoolFiles(recordId: string, files: Attachment[], deps: SendDeps): Promise<AttachmentContent[]> {
+  const contents: AttachmentContent[] = [];
+  for (const [i, f] of files.entries()) {
+    const purpose = `attachment-${i}`;
+    const key = await deps.spool.putStream(recordId, purpose, deps.sf.versionData(f.contentVersionId));
+    const bytes = await collect(deps.spool.getStream(key, recordId, purpose));
+    contents.push({
+      fileName: f.pathOnClient || (f.fileExtension ? `${f.title}.${f.fileExtension}` : f.title),
+      extension: f.fileExtension, size: bytes.length, content: bytes,
+    });
+  }
+  return contents;
+}
+
+/** A 4xx from Salesforce (file deleted, no access): retrying cannot help. */
+function isSalesforceRefusal(err: unknown): boolean {
+  const e = err as { errorCode?: string; statusCode?: number; name?: string };
+  return e?.errorCode === 'NOT_FOUND' || e?.errorCode === 'INSUFFICIENT_ACCESS' || e?.name === 'NOT_FOUND'
+    || (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.statusCode !== 429);
 }
 
 /** Runs `fn` over `items`, at most `limit` at once. */
