@@ -85,7 +85,9 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
     filter((c) => admit(c)),
     bufferTime(deps.batchWindowMs ?? 50, null, 200),
     filter((batch) => batch.length > 0),
-    mergeMap((batch) => from(claimAndSend(batch)), deps.claimConcurrency ?? 4),
+    // Each batch spends most of its time waiting on round trips (about ten, sequential):
+    // enough of them in flight keeps a burst moving at REST latencies of ~100 ms.
+    mergeMap((batch) => from(claimAndSend(batch)), deps.claimConcurrency ?? 8),
   ).subscribe();
 
   const receipts = deps.receipts.stream().pipe(
