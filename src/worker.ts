@@ -46,10 +46,13 @@ export function isLoginRefused(err: unknown): boolean {
 
 export async function startWorker(cfg: Config, log: Log, opts: WorkerOptions = {}): Promise<Worker> {
   const store = await openSqliteStore(cfg.dataDir);
+  // A burst seals two to three entries per message (receipt state, files): at 1,000 uses a
+  // data key, 10,000 messages cost ~30 GenerateDataKey calls. The 5-minute age bound is what
+  // limits a key's exposure; 10,000 uses stays far below AES-GCM's random-IV limit (2^32).
   const envelope = new Envelope(kmsKeyring({
     keyId: cfg.kms.keyId,
     client: createKmsClient({ region: cfg.kms.region, ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}) }),
-  }));
+  }), { maxUses: 10_000 });
   const spool = new Spool(store, envelope);
   const stopPurge = startPurgeTimer(spool, cfg.spoolMaxAgeMs);
   const session = await connectUntilReachable(cfg, log);
