@@ -106,9 +106,6 @@ describe('no PHI and no secret in logs or errors', () => {
       // The bounce recipient beside delivered cc/bcc: Partially Delivered.
       await waitFor(() => record(sandbox, bounced).Status__c === 'Partially Delivered' &&
         record(sandbox, good).Status__c === 'Delivered', 'receipts merged', 30_000);
-    } catch (err) {
-      if (process.env.SHIP_DEBUG) console.log(w.logs.raw.slice(-60).join('\n'), statusOf(sandbox, sandbox.org.query('SELECT Id FROM Secure_EmailMessage__c').map((r) => String(r.Id))));
-      throw err;
     } finally {
       expect(await stopped(w)).toBe(0);
     }
