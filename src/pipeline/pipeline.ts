@@ -161,7 +161,7 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   async function reconcile(): Promise<string[]> {
     const queued = await deps.sf.findQueued(2000);
     oldestQueuedAt = queued[0]?.queuedAt ?? null;
-    const rescued = await sweepStale(deps, (stale) => takeOver(stale, deps));
+    const rescued = await sweepStale(deps, (stale) => takeOver(stale, deps), (id) => inFlight.has(id));
     const claims = rescued.filter((c) => !inFlight.has(c.record.Id));
     if (claims.length > 0) {
       claims.forEach((c) => inFlight.add(c.record.Id));

@@ -58,14 +58,28 @@ export async function recover(deps: Deps): Promise<SendOutcome[]> {
   return [...finished, ...resumed];
 }
 
-/** Claims gone stale elsewhere: `Claimed` → taken over, `Posting` → outcome unknown. */
-export async function sweepStale(deps: Deps, takeOver: (stale: StaleAttempt[]) => Promise<Claim[]>): Promise<Claim[]> {
+/**
+ * Claims gone stale elsewhere: `Claimed` → taken over, `Posting` → outcome unknown.
+ * Records this worker is still working on (`busy`) are not stale, whatever their age; a
+ * stale claim on a message that has moved on (sent, failed, resent) is only closed out.
+ */
+export async function sweepStale(
+  deps: Deps, takeOver: (stale: StaleAttempt[]) => Promise<Claim[]>, busy: (recordId: string) => boolean = () => false,
+): Promise<Claim[]> {
   const cutoff = new Date((deps.now ?? Date.now)() - deps.claimLeaseMs);
-  const stale = await deps.sf.findStaleAttempts(cutoff, 200);
+  const stale = (await deps.sf.findStaleAttempts(cutoff, 200)).filter((s) => !busy(s.messageId));
   if (stale.length === 0) return [];
   const posting = stale.filter((s) => s.outcome === 'Posting');
   if (posting.length > 0) await markUnknown(posting, deps);
-  return takeOver(stale.filter((s) => s.outcome === 'Claimed'));
+  const claimed = stale.filter((s) => s.outcome === 'Claimed');
+  const movedOn = claimed.filter((s) => s.messageStatus !== 'Sending' && s.messageStatus !== 'Queued');
+  if (movedOn.length > 0) {
+    await deps.sf.updateAttempts(movedOn.map((s) => ({
+      Id: s.attemptId, Outcome__c: 'Failed' as const, Error__c: 'Claim abandoned; the message moved on without it',
+      Finished_At__c: new Date((deps.now ?? Date.now)()).toISOString(),
+    })));
+  }
+  return takeOver(claimed.filter((s) => !movedOn.includes(s)));
 }
 
 async function markUnknown(posting: StaleAttempt[], deps: Deps): Promise<void> {
