@@ -111,7 +111,8 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
     if (decision.kind === 'resync') reconcileNow.next('gap overflow');
     const ids = decision.kind === 'send' || decision.kind === 'reread' ? decision.recordIds : [];
     stats.received++;
-    log.debug({ event: 'change.received', replayId, kind: decision.kind, records: ids.length });
+    const level = decision.kind === 'ignore' ? 'debug' : 'info'; // our own writes' events are noise
+    log[level]({ event: 'change.received', replayId, kind: decision.kind, records: ids.length });
     if (replayId !== undefined) checkpoint.begin(replayId, ids.length);
     return ids.map((recordId) => ({ recordId, ...(replayId !== undefined ? { replayId } : {}) }));
   }
@@ -130,20 +131,27 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
     if (c.replayId !== undefined) checkpoint.done(c.replayId);
   }
 
-  async function claimAndSend(batch: Candidate[]): Promise<void> {
-    try {
-      await sendAndTrack(await claimQueued(batch.map((c) => c.recordId), deps));
-    } catch (err) {
-      // The records stay Queued (or their claims go stale): the next sweep picks them up.
-      log.error({ event: 'batch.failed', records: batch.length, err });
-    } finally {
-      batch.forEach((c) => release(c));
-    }
+  /** Shutdown waits for every batch from its claim on, not only once it is sending. */
+  function claimAndSend(batch: Candidate[]): Promise<void> {
+    const work = (async () => {
+      try {
+        if (abort.signal.aborted) return; // stopping: leave them Queued for the next worker
+        await sendAndTrack(await claimQueued(batch.map((c) => c.recordId), deps));
+      } catch (err) {
+        // The records stay Queued (or their claims go stale): the next sweep picks them up.
+        log.error({ event: 'batch.failed', records: batch.length, err });
+      } finally {
+        batch.forEach((c) => release(c));
+      }
+    })();
+    return remember(work);
   }
 
-  /** Every send goes through here, so shutdown can wait for what is in flight. */
   function sendAndTrack(claims: Claim[]): Promise<void> {
-    const work = sendClaims(claims, deps).then(trackSent);
+    return remember(sendClaims(claims, deps).then(trackSent));
+  }
+
+  function remember(work: Promise<void>): Promise<void> {
     running.add(work);
     void work.catch(() => undefined).finally(() => running.delete(work));
     return work;
