@@ -12,7 +12,7 @@
  * work is done.
  */
 import { Subject, merge, timer, from, EMPTY } from 'rxjs';
-import { bufferTime, filter, mergeMap, concatMap, catchError, exhaustMap, switchMap } from 'rxjs/operators';
+import { bufferTime, filter, mergeMap, concatMap, catchError, exhaustMap, tap, ignoreElements } from 'rxjs/operators';
 import { decideTrigger } from '../domain/trigger.js';
 import { CHANGE_CHANNEL } from '../domain/record.js';
 import { changeStream, type StreamSignal } from '../salesforce/stream.js';
@@ -78,7 +78,7 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
     mergeMap((ids) => from(ids.map((recordId): Candidate => ({ recordId })))),
   );
   const degraded$ = timer(0, Math.min(deps.reconcileIntervalMs, 15_000)).pipe(
-    filter(() => streamDown), switchMap(() => (reconcileNow.next('stream down'), EMPTY)),
+    filter(() => streamDown), tap(() => reconcileNow.next('stream down')), ignoreElements(),
   );
 
   const sends = merge(events$, reconcile$, degraded$).pipe(
