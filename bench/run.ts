@@ -12,7 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import jsforce, { type Connection } from 'jsforce';
+import type { Connection } from 'jsforce';
+import { connectAsUser } from '../src/sandbox/user.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import type { StoredEvent } from '../src/sandbox/org/events.js';
 import { CHANGE_CHANNEL, MESSAGE_OBJECT } from '../src/domain/record.js';
@@ -265,14 +266,9 @@ function acceptLatencies(sandbox: Sandbox, idBySubject: Map<string, string>, com
   return out.sort((x, y) => x - y);
 }
 
-async function userConnection(sandbox: Sandbox): Promise<Connection> {
-  const c = sandbox.org.credentials;
-  const conn = new jsforce.Connection({
-    loginUrl: sandbox.org.url, version: sandbox.org.apiVersion,
-    oauth2: { loginUrl: sandbox.org.url, clientId: c.clientId, clientSecret: c.clientSecret },
-  });
-  await conn.authorize({ grant_type: 'client_credentials' });
-  return conn;
+function userConnection(sandbox: Sandbox): Promise<Connection> {
+  const { url, apiVersion, credentials: c } = sandbox.org;
+  return connectAsUser({ loginUrl: url, version: apiVersion, clientId: c.clientId, clientSecret: c.clientSecret });
 }
 
 async function waitUntil(probe: () => boolean, timeoutMs: number, what: string, worker: Worker): Promise<void> {

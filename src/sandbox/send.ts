@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import jsforce from 'jsforce';
+import { connectAsUser } from './user.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,11 +25,9 @@ try {
   console.error(`No sandbox found (${join(dataDir, 'sandbox.env')}): start one with "npm start" or "npm run sandbox" first.`);
   process.exit(1);
 }
-const conn = new jsforce.Connection({
-  loginUrl: env.SF_LOGIN_URL!, version: env.SF_API_VERSION!,
-  oauth2: { loginUrl: env.SF_LOGIN_URL!, clientId: env.SF_CLIENT_ID!, clientSecret: env.SF_CLIENT_SECRET! },
+const conn = await connectAsUser({
+  loginUrl: env.SF_LOGIN_URL!, version: env.SF_API_VERSION!, clientId: env.SF_CLIENT_ID!, clientSecret: env.SF_CLIENT_SECRET!,
 });
-await conn.authorize({ grant_type: 'client_credentials' });
 const count = Math.max(1, Number(values.count));
 const records = Array.from({ length: count }, (_, i) => ({
   Status__c: 'Queued', To_Address__c: values.to, From_Address__c: values.from, From_Name__c: 'Sandbox Clinic',

@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import jsforce, { type Connection } from 'jsforce';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -136,17 +135,6 @@ export const GOOD: Compose = {
 /** Queues messages as a user in the Salesforce UI would. */
 export function queue(sandbox: Sandbox, ...records: Compose[]): string[] {
   return records.map((r) => sandbox.org.insert('Secure_EmailMessage__c', { ...GOOD, ...r }));
-}
-
-/** A jsforce connection as another integration (not the worker): its writes trigger sends. */
-export async function userConnection(sandbox: Sandbox): Promise<Connection> {
-  const c = sandbox.org.credentials;
-  const conn = new jsforce.Connection({
-    loginUrl: sandbox.org.url, version: sandbox.org.apiVersion,
-    oauth2: { loginUrl: sandbox.org.url, clientId: c.clientId, clientSecret: c.clientSecret },
-  });
-  await conn.authorize({ grant_type: 'client_credentials' });
-  return conn;
 }
 
 export function record(sandbox: Sandbox, id: string): Record<string, unknown> {
