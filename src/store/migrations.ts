@@ -45,6 +45,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX spool_record ON spool (record_id);
   CREATE INDEX spool_created ON spool (created_at);
   `,
+  // 2: a resend drops the record's earlier receipt schedules (by record, not tracking id).
+  `
+  CREATE INDEX receipt_record ON receipt (record_id);
+  `,
 ];
 
 /** Brings the database to the latest version; refuses a database from a newer release. */

@@ -65,10 +65,10 @@ function ensurePrivateDir(dir: string): void {
   }
 }
 
-function openDatabase(file: string): Database.Database {
+function openDatabase(file: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Database.Database {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${synchronous}`);
   db.pragma('secure_delete = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
@@ -79,6 +79,11 @@ function openDatabase(file: string): Database.Database {
 export async function openSqliteStore(dataDir: string): Promise<Store> {
   ensurePrivateDir(dataDir);
   const db = openDatabase(path.join(dataDir, DB_FILE));
+  // The spool's own connection to the same file commits without waiting for the disk
+  // (WAL + synchronous=NORMAL: safe against a process crash, not a power cut). A lost spool
+  // entry costs a re-download from Salesforce, never a message, and an fsync per
+  // attachment frame was the worker's largest cost in a burst.
+  const spoolDb = openDatabase(path.join(dataDir, DB_FILE), 'NORMAL');
 
   const q = {
     getCheckpoint: db.prepare<[string], { replay_id: string }>('SELECT replay_id FROM checkpoint WHERE channel = ?'),
@@ -99,12 +104,12 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     deleteReceipt: db.prepare('DELETE FROM receipt WHERE tracking_id = ?'),
     deleteRecordReceipts: db.prepare('DELETE FROM receipt WHERE record_id = ?'),
     countReceipts: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM receipt'),
-    putSpool: db.prepare(`INSERT OR REPLACE INTO spool (key, record_id, purpose, created_at, ciphertext)
+    putSpool: spoolDb.prepare(`INSERT OR REPLACE INTO spool (key, record_id, purpose, created_at, ciphertext)
       VALUES (?, ?, ?, ?, ?)`),
-    getSpool: db.prepare<[string], SpoolDbRow>('SELECT record_id, purpose, ciphertext, created_at FROM spool WHERE key = ?'),
-    deleteSpool: db.prepare('DELETE FROM spool WHERE key = ?'),
-    shredSpool: db.prepare('DELETE FROM spool WHERE record_id = ?'),
-    purgeSpool: db.prepare('DELETE FROM spool WHERE created_at < ?'),
+    getSpool: spoolDb.prepare<[string], SpoolDbRow>('SELECT record_id, purpose, ciphertext, created_at FROM spool WHERE key = ?'),
+    deleteSpool: spoolDb.prepare('DELETE FROM spool WHERE key = ?'),
+    shredSpool: spoolDb.prepare('DELETE FROM spool WHERE record_id = ?'),
+    purgeSpool: spoolDb.prepare('DELETE FROM spool WHERE created_at < ?'),
   };
 
   const putJournals = db.transaction((es: JournalEntry[]) => { for (const e of es) q.putJournal.run(fromJournal(e)); });
@@ -160,6 +165,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
       async purgeOlderThan(ageMs, now = Date.now()) { return q.purgeSpool.run(now - ageMs).changes; },
     },
     async close() {
+      if (spoolDb.open) spoolDb.close();
       if (db.open) db.close();
     },
   };
