@@ -169,7 +169,9 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   async function reconcile(): Promise<string[]> {
     const queued = await deps.sf.findQueued(2000);
     oldestQueuedAt = queued[0]?.queuedAt ?? null;
-    const rescued = await sweepStale(deps, (stale) => takeOver(stale, deps), (id) => inFlight.has(id));
+    // A failing stale sweep must not hold back the Queued records already found.
+    const rescued = await sweepStale(deps, (stale) => takeOver(stale, deps), (id) => inFlight.has(id))
+      .catch((err) => (log.warn({ event: 'reconcile.stale_failed', err }), [] as Claim[]));
     const claims = rescued.filter((c) => !inFlight.has(c.record.Id));
     if (claims.length > 0) {
       claims.forEach((c) => inFlight.add(c.record.Id));
