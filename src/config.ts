@@ -48,6 +48,12 @@ export interface Config {
   workerName: string;
   /** Sent as `Sforce-Call-Options: client=<name>`; change events carrying it are ours. */
   clientName: string;
+  /**
+   * Whether this worker subscribes to change events. Every subscriber spends the org's
+   * daily event deliveries, so with several dynos only `worker.1` subscribes by default
+   * and the others work from the reconcile sweep (`CDC_SUBSCRIBE=auto`).
+   */
+  subscribe: boolean;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -99,6 +105,7 @@ const EnvSchema = z.object({
   SPOOL_MAX_AGE_HOURS: int(1, 24),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WORKER_NAME: z.string().trim().max(80).optional(),
+  CDC_SUBSCRIBE: z.enum(['auto', 'true', 'false']).default('auto'),
   DYNO: z.string().optional(),
   NODE_ENV: z.string().optional(),
 });
@@ -147,7 +154,14 @@ export function loadConfig(env: Env, opts: { sandbox?: boolean } = {}): Config {
     logLevel: e.LOG_LEVEL,
     workerName: (e.WORKER_NAME ?? `${e.DYNO ?? hostname()}:${pid}`).slice(0, 80),
     clientName: 'sdt-worker',
+    subscribe: e.CDC_SUBSCRIBE === 'true' || (e.CDC_SUBSCRIBE === 'auto' && isFirstDynoOrSingle(e.DYNO)),
   };
+}
+
+/** `auto`: subscribe unless this is a Heroku dyno other than the first of its type. */
+function isFirstDynoOrSingle(dyno: string | undefined): boolean {
+  const n = dyno ? /\.(\d+)$/.exec(dyno)?.[1] : undefined;
+  return n === undefined || n === '1';
 }
 
 function salesforceAuth(e: z.infer<typeof EnvSchema>): SalesforceAuth {

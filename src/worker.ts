@@ -66,7 +66,7 @@ export async function startWorker(cfg: Config, log: Log, opts: WorkerOptions = {
   log.info({ event: 'worker.started', worker: cfg.workerName, userId: session.userId, sandbox: cfg.sandbox });
   const pipeline = await startPipeline({
     session, sf, store, spool, paubox, receipts, log,
-    workerName: cfg.workerName, clientName: cfg.clientName,
+    workerName: cfg.workerName, clientName: cfg.clientName, subscribe: cfg.subscribe,
     reconcileIntervalMs: cfg.reconcileIntervalMs, claimLeaseMs: cfg.claimLeaseMs,
     sendDeadlineMs: cfg.sendDeadlineMs, resendUnknown: cfg.resendUnknown,
     signal: abort.signal,

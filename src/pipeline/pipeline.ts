@@ -33,6 +33,8 @@ export interface PipelineDeps extends ClaimDeps, SendDeps {
   claimConcurrency?: number;
   /** How long candidates gather before a batch is claimed. */
   batchWindowMs?: number;
+  /** False: no CDC subscription; this worker sends from the reconcile sweep alone. */
+  subscribe?: boolean;
   /** Passed to the stream (tests shorten them). */
   watchdogMarginMs?: number;
   dailyLimitBackoffMs?: number;
@@ -66,7 +68,8 @@ export async function startPipeline(deps: PipelineDeps): Promise<Pipeline> {
   await recover(deps);                       // finish what the last run left in the journal
   await deps.receipts.rebuildIfEmpty();
 
-  const events$ = changeStream({
+  if (deps.subscribe === false) log.info({ event: 'stream.disabled', reason: 'CDC_SUBSCRIBE', msg: 'not subscribing to change events; sending from the reconcile sweep' });
+  const events$ = deps.subscribe === false ? EMPTY : changeStream({
     session: deps.session, channel: CHANGE_CHANNEL, checkpoint: () => checkpoint.current(), log,
     watchdogMarginMs: deps.watchdogMarginMs, dailyLimitBackoffMs: deps.dailyLimitBackoffMs,
   }).pipe(concatMap((signal) => from(onSignal(signal))), mergeMap((candidates) => from(candidates)));

@@ -24,10 +24,14 @@ it('three worker processes send a burst exactly once', async () => {
   const N = scale(3000, 10_000);
   stack = await startStack();
   const s = stack;
-  const env = (n: number) => ({ ...s.env, LOG_LEVEL: 'info', DATA_DIR: `${s.dataDir}/w${n}`, WORKER_NAME: `worker-${n}` });
+  // As Heroku runs them: dynos worker.1..3. Only worker.1 subscribes (CDC_SUBSCRIBE=auto);
+  // the others send from the reconcile sweep, so the org spends one delivery per event.
+  const env = (n: number) => ({ ...s.env, LOG_LEVEL: 'info', DATA_DIR: `${s.dataDir}/w${n}`, DYNO: `worker.${n}` });
   children.push(spawnWorker(env(1)), spawnWorker(env(2)), spawnWorker(env(3)));
-  await waitFor(() => children.every((c) => c.logs.events('stream.subscribed').length > 0), 'all subscribed', 20_000);
+  await waitFor(() => children[0]!.logs.events('stream.subscribed').length > 0, 'worker.1 subscribed', 20_000);
+  await waitFor(() => children.slice(1).every((c) => c.logs.events('stream.disabled').length > 0), 'the others not subscribing', 20_000);
   const subscriptions = s.sandbox.org.cometd.subscriptions()[CHANGE_CHANNEL] ?? 0;
+  expect(subscriptions).toBe(1);
   const deliveriesBefore = s.sandbox.org.cometd.deliveries();
   const started = Date.now();
   const burst = queueBurst(s.sandbox, 'trio', N);

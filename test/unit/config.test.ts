@@ -54,6 +54,15 @@ describe('configuration', () => {
     expect(problem({ ...base, ...change })).toMatch(expected);
   });
 
+  it('subscribes to change events on one dyno only, unless told otherwise', () => {
+    expect(loadConfig(base).subscribe).toBe(true); // not on Heroku: every worker subscribes
+    expect(loadConfig({ ...base, DYNO: 'worker.1' }).subscribe).toBe(true);
+    expect(loadConfig({ ...base, DYNO: 'worker.2' }).subscribe).toBe(false);
+    expect(loadConfig({ ...base, DYNO: 'worker.2', CDC_SUBSCRIBE: 'true' }).subscribe).toBe(true);
+    expect(loadConfig({ ...base, CDC_SUBSCRIBE: 'false' }).subscribe).toBe(false);
+    expect(problem({ ...base, CDC_SUBSCRIBE: 'maybe' })).toMatch(/^CDC_SUBSCRIBE:/);
+  });
+
   it('accepts plain http for loopback hosts only', () => {
     const cfg = loadConfig({ ...base, SF_LOGIN_URL: 'http://127.0.0.1:4510', PAUBOX_BASE_URL: 'http://localhost:1/v1/email', AWS_ENDPOINT_URL_KMS: 'http://[::1]:9' });
     expect(cfg.salesforce.loginUrl).toBe('http://127.0.0.1:4510');
