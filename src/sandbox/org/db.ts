@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { SandboxClock } from '../clock.js';
 import type { ChangeEventLog, ChangeType } from './events.js';
 import type { FieldSchema, ObjectSchema, OrgSchema } from './schema.js';
-import { IdAllocator, normalizeId } from './ids.js';
+import { IdAllocator, normalizeId, to18 } from './ids.js';
 import {
   RequestError, SaveFailure, autoNumber, convert, defaultValue, fieldType, findField,
   isSystem, isoDateTime, sfDateTime, type SaveError,
@@ -68,6 +68,9 @@ export class OrgDb {
   private readonly autoNumbers = new Map<string, number>();
   private readonly ids = new IdAllocator();
   private commitNumber = 0;
+  /** Each live row's place in its table's iteration order, so id lookups can keep that order. */
+  private readonly positions = new Map<string, number>();
+  private lastPosition = 0;
 
   constructor(readonly schema: OrgSchema, private readonly opts: OrgDbOptions) {
     for (const name of Object.keys(schema.objects)) {
@@ -109,6 +112,23 @@ export class OrgDb {
   }
 
   /**
+   * Live rows with these ids (15-character keys; others match nothing), in `rows()` order:
+   * what a scan for `Id IN (…)` would find, without the scan.
+   */
+  rowsWithIds(object: string, keys: Iterable<string>): Row[] {
+    const table = this.live.get(object);
+    if (!table) return [];
+    const hits: Array<{ at: number; row: Row }> = [];
+    for (const key of new Set(keys)) {
+      if (key.length !== 15) continue;
+      const id = to18(key);
+      const row = table.get(id);
+      if (row) hits.push({ at: this.positions.get(id)!, row });
+    }
+    return hits.sort((a, b) => a.at - b.at).map((h) => h.row);
+  }
+
+  /**
    * Runs `fn` as one transaction: its writes are visible at once, undone if it throws,
    * and published as change events when it returns.
    */
@@ -129,6 +149,17 @@ export class OrgDb {
 
   /** @internal */ table(object: string): Map<string, Row> {
     return this.live.get(object)!;
+  }
+  /** @internal */ setRow(object: string, id: string, row: Row | undefined): void {
+    const table = this.live.get(object)!;
+    if (!row) {
+      table.delete(id);
+      this.positions.delete(id);
+      return;
+    }
+    // A Map re-appends a key it no longer holds (a rolled-back delete): so does its position.
+    if (!table.has(id)) this.positions.set(id, ++this.lastPosition);
+    table.set(id, row);
   }
   /** @internal */ bin(object: string): Map<string, Row> {
     return this.recycleBin.get(object)!;
@@ -413,15 +444,12 @@ export class Transaction {
 
   /** Replaces (or removes) a row, keeping unique indexes in step, with undo. */
   private put(object: ObjectSchema, id: string, row: Row | undefined): void {
-    const table = this.db.table(object.name);
-    const before = table.get(id);
+    const before = this.db.table(object.name).get(id);
     this.reindex(object, id, before, row);
-    if (row) table.set(id, row);
-    else table.delete(id);
+    this.db.setRow(object.name, id, row);
     this.undo.push(() => {
       this.reindex(object, id, row, before);
-      if (before) table.set(id, before);
-      else table.delete(id);
+      this.db.setRow(object.name, id, before);
     });
   }
 

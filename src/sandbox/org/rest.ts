@@ -12,7 +12,7 @@ import { RequestError, SaveFailure, describeField, findField } from './fields.js
 import { normalizeId } from './ids.js';
 import { runQuery, SoqlError, type QuerySource } from './soql.js';
 import type { OrgDb, Row, Transaction, WriteContext } from './db.js';
-import type { ObjectSchema } from './schema.js';
+import type { FieldSchema, ObjectSchema } from './schema.js';
 import { collections, composite } from './composite.js';
 
 /** One REST call, already authenticated and parsed. */
@@ -280,6 +280,12 @@ export class RestApi {
         const hit = db.find(id);
         return hit && { object: hit.object.name, row: view(hit.object, hit.row) };
       },
+      // Only Id is indexed: the worker reads its batches by id, out of tens of thousands.
+      rowsWithKeys(name, field, keys) {
+        const object = db.object(name);
+        if (!object || field !== 'Id' || includeDeleted) return undefined;
+        return db.rowsWithIds(object.name, keys).map((row) => view(object, row));
+      },
     };
   }
 
@@ -395,11 +401,20 @@ export function recordView(object: ObjectSchema, row: Row, version: string, fiel
 }
 
 function blobsAsUrls(object: ObjectSchema, row: Row, version: string): Record<string, unknown> {
-  const blobs = Object.values(object.fields).filter((f) => f.type === 'Base64' && Buffer.isBuffer(row[f.name]));
+  const blobs = blobFields(object).filter((f) => Buffer.isBuffer(row[f.name]));
   if (!blobs.length) return row as Record<string, unknown>;
   const out: Record<string, unknown> = { ...row };
   for (const f of blobs) out[f.name] = `${recordUrl(version, object.name, row.Id as string)}/${f.name}`;
   return out;
+}
+
+const blobFieldsOf = new WeakMap<ObjectSchema, FieldSchema[]>();
+
+/** Worked out once per object: every row a query scans goes through blobsAsUrls. */
+function blobFields(object: ObjectSchema): FieldSchema[] {
+  let fields = blobFieldsOf.get(object);
+  if (!fields) blobFieldsOf.set(object, (fields = Object.values(object.fields).filter((f) => f.type === 'Base64')));
+  return fields;
 }
 
 export function recordUrl(version: string, object: string, id: string): string {

@@ -35,6 +35,12 @@ export interface QuerySource {
   /** Stored rows, field API names as keys, Id always present. */
   rows(objectName: string): Iterable<Record<string, unknown>>;
   byId(id: string): { object: string; row: Record<string, unknown> } | undefined;
+  /**
+   * Optional index: the rows of `objectName` whose `field` (the Id or a reference) has one
+   * of these 15-character id keys, in the order `rows()` gives them (extra rows are fine:
+   * WHERE still filters). undefined when that field is not indexed: the query scans.
+   */
+  rowsWithKeys?(objectName: string, field: string, keys: string[]): Iterable<Record<string, unknown>> | undefined;
 }
 
 export interface QueryResult {
@@ -68,7 +74,7 @@ export function runQuery(soql: string, source: QuerySource, opts: QueryOptions =
   const query = parse(ctx, soql);
   if (!query.sObject) throw new SoqlError('MALFORMED_QUERY', located(ctx, '', "unexpected token: '<EOF>'"));
   const plan = compile(ctx, query, resolveObject(ctx, query.sObject), query.sObjectAlias);
-  const rows = select(ctx, plan, liveRows(ctx, plan.object));
+  const rows = select(ctx, plan, candidateRows(ctx, plan));
   if (plan.count) return { records: [], totalSize: rows.length };
   return { records: rows.map((row) => project(ctx, plan, row)), totalSize: rows.length };
 }
@@ -284,7 +290,13 @@ function toArray<T>(v: T | T[] | undefined): T[] {
 type Cond =
   | { kind: 'and' | 'or'; a: Cond; b: Cond }
   | { kind: 'not'; a: Cond }
-  | { kind: 'test'; ref: FieldRef; test: (value: unknown, field: FieldSchema | undefined) => boolean };
+  | { kind: 'test'; ref: FieldRef; test: (value: unknown, field: FieldSchema | undefined) => boolean; probe?: Probe };
+
+/** `Id IN (…)` / `LinkedEntityId = '…'`: a test an id index can answer (see QuerySource.rowsWithKeys). */
+interface Probe {
+  field: string;
+  keys: string[];
+}
 
 type Tok = '(' | ')' | 'AND' | 'OR' | 'NOT' | { pred: Predicate };
 
@@ -353,8 +365,9 @@ function compilePredicate(ctx: Ctx, plan: Plan, p: Predicate): Cond {
   switch (op) {
     case 'IN':
     case 'NOT IN': {
-      const inList = (v: unknown, f: FieldSchema | undefined) => literals.some((l) => matches(v, '=', l, f));
-      return { kind: 'test', ref, test: op === 'IN' ? inList : (v, f) => !inList(v, f) };
+      const inList = idSetTest(ref, literals) ?? ((v: unknown, f: FieldSchema | undefined) => literals.some((l) => matches(v, '=', l, f)));
+      if (op === 'NOT IN') return { kind: 'test', ref, test: (v, f) => !inList(v, f) };
+      return { kind: 'test', ref, test: inList, ...probeOf(ref, literals) };
     }
     case 'LIKE': {
       const re = likePattern(values[0] ?? '');
@@ -363,11 +376,48 @@ function compilePredicate(ctx: Ctx, plan: Plan, p: Predicate): Cond {
     case '=': case '!=': case '<': case '<=': case '>': case '>=': {
       const l = literals[0];
       if (!l) throw malformed(ctx, '');
-      return { kind: 'test', ref, test: (v, f) => matches(v, op, l, f) };
+      return { kind: 'test', ref, test: comparison(op, l, ref.field), ...(op === '=' ? probeOf(ref, [l]) : {}) };
     }
     default:
       throw unsupported(ctx, op, op);
   }
+}
+
+function isIdField(f: FieldSchema | undefined): f is FieldSchema {
+  return f?.type === 'Id' || f?.type === 'Lookup' || f?.type === 'MasterDetail';
+}
+
+/**
+ * IN on an id field as one set lookup instead of a comparison per literal (200 ids per
+ * query, every row): the same answers, since id keys are strings compared for equality.
+ */
+function idSetTest(ref: FieldRef, literals: Literal[]): ((v: unknown) => boolean) | undefined {
+  if (!isIdField(ref.field) || !literals.every((l) => l.kind === 'value')) return undefined;
+  const values = literals.map((l) => (l as Extract<Literal, { kind: 'value' }>).value);
+  const withNull = values.includes(null);
+  const keys = new Set(values.filter((v) => v !== null).map((v) => idKey(String(v))));
+  return (v) => (v === null || v === undefined ? withNull : keys.has(idKey(String(v))));
+}
+
+/** A field of the queried object itself, equal to one of these non-null literals. */
+function probeOf(ref: FieldRef, literals: Literal[]): { probe?: Probe } {
+  if (ref.hops.length > 0 || !isIdField(ref.field)) return {};
+  const keys: string[] = [];
+  for (const l of literals) {
+    if (l.kind !== 'value' || l.value === null) return {};
+    keys.push(idKey(String(l.value)));
+  }
+  return { probe: { field: ref.field.name, keys } };
+}
+
+/** `matches` with the literal's comparable key worked out once, when the field is known. */
+function comparison(op: string, l: Literal, field: FieldSchema | undefined): (v: unknown, f: FieldSchema | undefined) => boolean {
+  if (!field || l.kind !== 'value' || l.value === null) return (v, f) => matches(v, op, l, f);
+  const key = sortKey(l.value, field, l.type);
+  return (v, f) => {
+    if (v === null || v === undefined) return op === '!=';
+    return compared(op, compareKeys(sortKey(v, f), key));
+  };
 }
 
 /** `Id IN (SELECT ContentDocumentId FROM ContentDocumentLink WHERE …)`. */
@@ -377,7 +427,7 @@ function semiJoin(ctx: Ctx, sub: Query, op: string): (v: unknown) => boolean {
   const column = plan.columns[0];
   if (plan.columns.length !== 1 || column?.kind !== 'field') throw unsupported(ctx, 'This semi-join', 'SELECT');
   const ids = new Set(
-    select(ctx, plan, liveRows(ctx, plan.object))
+    select(ctx, plan, candidateRows(ctx, plan))
       .map((row) => valueAt(ctx, row, column.ref).value)
       .filter((v): v is string => typeof v === 'string')
       .map(idKey),
@@ -452,7 +502,10 @@ function matches(v: unknown, op: string, l: Literal, f: FieldSchema | undefined)
     const same = (l.value === null) === (v === null || v === undefined);
     return op === '=' ? same : op === '!=' ? !same : false;
   }
-  const c = compareKeys(sortKey(v, f), sortKey(l.value, f, l.type));
+  return compared(op, compareKeys(sortKey(v, f), sortKey(l.value, f, l.type)));
+}
+
+function compared(op: string, c: number): boolean {
   switch (op) {
     case '=': return c === 0;
     case '!=': return c !== 0;
@@ -479,9 +532,19 @@ function inRange(v: unknown, op: string, r: { start: number; end: number }): boo
 /** Datetimes are stored as `2026-12-04T17:06:54.000+0000`; compare them as instants. */
 function instant(v: unknown): number {
   if (typeof v === 'number') return v;
-  const s = String(v).replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
-  return Date.parse(/^\d{4}-\d\d-\d\d$/.test(s) ? `${s}T00:00:00Z` : s);
+  const text = String(v);
+  let t = instants.get(text);
+  if (t === undefined) {
+    const s = text.replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
+    t = Date.parse(/^\d{4}-\d\d-\d\d$/.test(s) ? `${s}T00:00:00Z` : s);
+    if (instants.size >= 100_000) instants.clear();
+    instants.set(text, t);
+  }
+  return t;
 }
+
+/** Parsed date-times: rows share their second-resolution stamps, and sorts compare them often. */
+const instants = new Map<string, number>();
 
 /** Ids compare on their case-sensitive 15-character form, so 15- and 18-char ids match. */
 function idKey(id: string): string {
@@ -515,11 +578,54 @@ function liveRows(ctx: Ctx, obj: ObjectSchema): Row[] {
   return [...ctx.source.rows(obj.name)].filter((r) => r.IsDeleted !== true);
 }
 
+/** The rows WHERE can match: from the source's id index when a conjunct allows, else all. */
+function candidateRows(ctx: Ctx, plan: Plan): Row[] {
+  const probe = plan.where && probeIn(plan.where);
+  const hits = probe && ctx.source.rowsWithKeys?.(plan.object.name, probe.field, probe.keys);
+  return hits ? [...hits].filter((r) => r.IsDeleted !== true) : liveRows(ctx, plan.object);
+}
+
+/** A probe every matching row must satisfy: one in a chain of ANDs. */
+function probeIn(c: Cond): Probe | undefined {
+  if (c.kind === 'test') return c.probe;
+  if (c.kind === 'and') return probeIn(c.a) ?? probeIn(c.b);
+  return undefined;
+}
+
 function select(ctx: Ctx, plan: Plan, rows: Row[]): Row[] {
   let out = plan.where ? rows.filter((r) => holds(ctx, plan.where!, r)) : rows;
-  if (plan.orderBy.length > 0) out = [...out].sort((a, b) => compareRows(ctx, plan.orderBy, a, b));
+  if (plan.orderBy.length > 0) out = sortRows(ctx, plan.orderBy, out);
   const from = plan.offset ?? 0;
   return out.slice(from, plan.limit === undefined ? undefined : from + plan.limit);
+}
+
+/** A sort value: null (placed by NULLS FIRST/LAST) or its comparable key. */
+type SortValue = Key | null;
+
+/** Sorts on keys worked out once per row, not twice per comparison (a date parse each). */
+function sortRows(ctx: Ctx, sorts: Sort[], rows: Row[]): Row[] {
+  const keyed = rows.map((row) => ({
+    row,
+    keys: sorts.map((s): SortValue => {
+      const { value, field } = valueAt(ctx, row, s.ref);
+      return value === null || value === undefined ? null : sortKey(value, field);
+    }),
+  }));
+  keyed.sort((a, b) => compareSortValues(sorts, a.keys, b.keys));
+  return keyed.map((k) => k.row);
+}
+
+function compareSortValues(sorts: Sort[], a: SortValue[], b: SortValue[]): number {
+  for (let i = 0; i < sorts.length; i++) {
+    const s = sorts[i]!, x = a[i] as SortValue, y = b[i] as SortValue;
+    if (x === null || y === null) {
+      if (x === null && y === null) continue;
+      return (x === null) === s.nullsFirst ? -1 : 1;
+    }
+    const c = compareKeys(x, y);
+    if (c !== 0) return s.desc ? -c : c;
+  }
+  return 0;
 }
 
 function holds(ctx: Ctx, c: Cond, row: Row): boolean {
@@ -532,21 +638,6 @@ function holds(ctx: Ctx, c: Cond, row: Row): boolean {
       return c.test(value, field);
     }
   }
-}
-
-function compareRows(ctx: Ctx, sorts: Sort[], a: Row, b: Row): number {
-  for (const s of sorts) {
-    const x = valueAt(ctx, a, s.ref), y = valueAt(ctx, b, s.ref);
-    const xNull = x.value === null || x.value === undefined;
-    const yNull = y.value === null || y.value === undefined;
-    if (xNull || yNull) {
-      if (xNull && yNull) continue;
-      return xNull === s.nullsFirst ? -1 : 1;
-    }
-    const c = compareKeys(sortKey(x.value, x.field), sortKey(y.value, y.field));
-    if (c !== 0) return s.desc ? -c : c;
-  }
-  return 0;
 }
 
 /** Follows a field path from a row; `parent` is undefined when a hop leads nowhere. */
