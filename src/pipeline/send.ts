@@ -20,6 +20,7 @@ import type { Store, JournalEntry } from '../store/store.js';
 import type { Spool } from '../store/spool.js';
 import type { Log } from '../log.js';
 import type { Claim } from './claim.js';
+import { keepAlive, type KeepAlive } from './lease.js';
 import type { Attachment } from '../domain/record.js';
 import { DecryptError, KeyUnavailableError } from '../crypto/errors.js';
 
@@ -54,9 +55,21 @@ const WRITE_BACK_DEADLINE_MS = 10 * 60_000;
 
 /** Sends a batch of claims and writes every outcome back. Never throws for one bad record. */
 export async function sendClaims(claims: Claim[], deps: SendDeps): Promise<SendOutcome[]> {
+  const lease = keepAlive(claims, deps);
+  let outcomes: SendOutcome[];
+  try {
+    outcomes = await prepareAndPost(claims, deps, lease);
+  } finally {
+    await lease.stop();
+  }
+  await writeBack(outcomes, deps);
+  return outcomes;
+}
+
+async function prepareAndPost(claims: Claim[], deps: SendDeps, lease: KeepAlive): Promise<SendOutcome[]> {
   const outcomes: SendOutcome[] = [];
   const ready: Ready[] = [];
-  const files = await loadAttachments(claims, deps);
+  const files = await loadAttachments(claims, deps, lease);
   for (const claim of claims) {
     const attached = files.get(claim.record.Id) ?? [];
     if (attached === HAND_BACK) {
@@ -73,9 +86,8 @@ export async function sendClaims(claims: Claim[], deps: SendDeps): Promise<SendO
   }
   await markPosting(ready, deps);
   const parts = chunk(ready, BULK_MAX);
-  const posted = await Promise.all(parts.map((part) => postWithRetry(part, deps)));
+  const posted = await Promise.all(parts.map((part) => postWithRetry(part, deps, lease)));
   outcomes.push(...posted.flat());
-  await writeBack(outcomes, deps);
   return outcomes;
 }
 
@@ -102,7 +114,7 @@ function failed(claim: Claim, error: string, attemptOutcome: 'Failed' | 'Unknown
  * encrypted spool and read back for the message. A message whose files exceed Paubox's
  * limit fails from the sizes alone, before a byte is downloaded.
  */
-async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<string, AttachmentContent[] | string | typeof HAND_BACK>> {
+async function loadAttachments(claims: Claim[], deps: SendDeps, lease: KeepAlive): Promise<Map<string, AttachmentContent[] | string | typeof HAND_BACK>> {
   const out = new Map<string, AttachmentContent[] | string | typeof HAND_BACK>();
   const listed = await deps.sf.attachments(claims.map((c) => c.record.Id));
   // Several records' files at once: one at a time, a batch whose records all carry a file
@@ -121,9 +133,7 @@ async function loadAttachments(claims: Claim[], deps: SendDeps): Promise<Map<str
         signal: deps.signal,
         onRetry: ({ attempt, delayMs, error }) => {
           deps.log.warn({ event: 'attachment.retry', recordId, attempt, delayMs, err: error });
-          // A KMS or Salesforce outage can outlast the claim lease: keep the claim alive.
-          void deps.sf.updateAttempts([{ Id: claim.attemptId, Error__c: `Waiting to read attached files; retry ${attempt + 1}` }])
-            .catch(() => undefined);
+          lease.note(`Waiting to read attached files; retry ${attempt + 1}`);
         },
       }));
     } catch (err) {
@@ -175,11 +185,10 @@ async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
 }
 
 /** Posts one bulk-sized part, retrying what provably did not go out, until the deadline. */
-async function postWithRetry(part: Ready[], deps: SendDeps): Promise<SendOutcome[]> {
+async function postWithRetry(part: Ready[], deps: SendDeps, lease: KeepAlive): Promise<SendOutcome[]> {
   if (part.length === 0) return [];
   const now = deps.now ?? Date.now;
   const deadline = Math.min(...part.map((r) => r.claim.claimedAt)) + deps.sendDeadlineMs;
-  let lastHeartbeat = now();
   for (let attempt = 0; ; attempt++) {
     await journal(deps, part, 'posting');
     try {
@@ -207,7 +216,7 @@ async function postWithRetry(part: Ready[], deps: SendDeps): Promise<SendOutcome
       await journal(deps, part, 'claimed');
       if (e.kind === 'rejected') {
         // A bulk is refused whole for one bad message: find it by sending singly.
-        if (part.length > 1) return (await Promise.all(part.map((r) => postWithRetry([r], deps)))).flat();
+        if (part.length > 1) return (await Promise.all(part.map((r) => postWithRetry([r], deps, lease)))).flat();
         return [failed(part[0]!.claim, `Paubox refused the message: ${e.message}`)];
       }
       const at = nextRetryAt({
@@ -219,17 +228,8 @@ async function postWithRetry(part: Ready[], deps: SendDeps): Promise<SendOutcome
       }
       // The reason (PHI-free by construction) says what an operator must fix, e.g. a peer below TLS 1.2.
       deps.log.warn({ event: 'paubox.retry', kind: e.kind, status: e.status, code: e.code, reason: e.message, messages: part.length, attempt, delayMs: at - now() });
-      // A backoff can outlast the claim lease: touch the attempt every lease/3 while waiting,
-      // or a stale sweep takes this live `Posting` attempt for a dead one (outcome unknown).
-      for (let left = at - now(); left > 0 && !deps.signal?.aborted;) {
-        if (now() - lastHeartbeat >= deps.claimLeaseMs / 3) {
-          lastHeartbeat = now();
-          await heartbeat(part, e, attempt, deps);
-        }
-        const slice = Math.min(left, deps.claimLeaseMs / 3);
-        await abortableSleep(slice, deps.signal);
-        left -= slice;
-      }
+      lease.note(`Waiting out Paubox ${e.status ?? e.kind}; retry ${attempt + 1}`); // the lease stays alive meanwhile
+      await abortableSleep(at - now(), deps.signal);
       if (deps.signal?.aborted) return part.map((r) => ({ claim: r.claim, kind: 'handed-back' as const }));
     }
   }
@@ -240,13 +240,6 @@ function unknownOutcome(part: Ready[], e: PauboxError, deps: SendDeps): SendOutc
   return part.map((r) => failed(r.claim,
     'Outcome unknown: the connection to Paubox broke after the message was sent to it. ' +
     'Check Paubox before re-queueing, or it may arrive twice', 'Unknown'));
-}
-
-/** Keeps long-retrying attempts from looking abandoned to other workers' stale sweeps. */
-async function heartbeat(part: Ready[], e: PauboxError, attempt: number, deps: SendDeps): Promise<void> {
-  await deps.sf.updateAttempts(part.map((r) => ({
-    Id: r.claim.attemptId, Error__c: `Waiting out Paubox ${e.status ?? e.kind}; retry ${attempt + 1}`,
-  }))).catch((err) => deps.log.warn({ event: 'heartbeat.failed', err }));
 }
 
 async function journal(deps: SendDeps, part: Ready[], state: JournalEntry['state'], trackingIds?: Array<string | undefined>): Promise<void> {

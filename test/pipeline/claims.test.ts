@@ -4,10 +4,14 @@
  * record says so; a claim on a message that moved on is only closed out.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptedCountBySubject, queue, record, startStack, waitFor, type Stack } from '../support/harness.js';
+import { acceptedCountBySubject, queue, record, spawnWorker, startStack, statusOf, waitFor, type Stack, type WorkerProcess } from '../support/harness.js';
 
 let stack: Stack | undefined;
+let other: WorkerProcess | undefined;
 afterEach(async () => {
+  other?.kill('SIGKILL');
+  await other?.exited;
+  other = undefined;
   await stack?.close();
   stack = undefined;
 });
@@ -48,5 +52,26 @@ describe('stale claims', () => {
     expect(sent.get('left claimed')).toBe(1);
     expect(sent.has('left posting')).toBe(false); // never re-posted without saying so
     expect(sent.has('moved on')).toBe(false);
+  });
+});
+
+describe('live claims', () => {
+  it('keeps a batch that outlasts the lease alive, so another worker never takes it for dead', async () => {
+    stack = await startStack({ env: { CLAIM_LEASE_MS: '1500', RECONCILE_INTERVAL_MS: '1000' } });
+    const s = stack;
+    s.sandbox.paubox.control.setLatency(4000); // each POST outlasts the lease
+    await s.startWorker();
+    // A second worker that only sweeps (no subscription): it would mark a silent Posting attempt unknown.
+    other = spawnWorker({ ...s.env, DATA_DIR: `${s.dataDir}/other`, DYNO: 'worker.2' });
+    await waitFor(() => other!.logs.events('stream.disabled').length > 0, 'the sweeper running');
+    const ids = queue(s.sandbox, ...Array.from({ length: 5 }, (_, i) => ({ Subject__c: `slow ${i}` })));
+    await waitFor(() => statusOf(s.sandbox, ids).every((x) => x === 'Sent'), 'all sent', 30_000);
+    await new Promise((r) => setTimeout(r, 1500)); // a few more sweeps
+    expect(statusOf(s.sandbox, ids)).toEqual(ids.map(() => 'Sent'));
+    // Not even for a moment: an operator alert, and the record shown Failed meanwhile.
+    expect(other!.logs.events('message.outcome_unknown')).toEqual([]);
+    const outcomes = s.sandbox.org.query('SELECT Outcome__c FROM Secure_Email_Attempt__c').map((a) => a.Outcome__c);
+    expect(outcomes).toEqual(ids.map(() => 'Sent'));
+    expect([...acceptedCountBySubject(s.sandbox).values()]).toEqual(ids.map(() => 1));
   });
 });
