@@ -85,9 +85,10 @@ async function prepareAndPost(claims: Claim[], deps: SendDeps, lease: KeepAlive)
     else outcomes.push(failed(claim, built.error));
   }
   await markPosting(ready, deps);
-  const parts = chunk(ready, BULK_MAX);
-  const posted = await Promise.all(parts.map((part) => postWithRetry(part, deps, lease)));
-  outcomes.push(...posted.flat());
+  // One bulk POST at a time per batch: a crash mid-POST leaves at most one part's outcome
+  // unknown (the rest still `claimed`, safe to resume), at little cost in throughput since
+  // several batches are in flight.
+  for (const part of chunk(ready, BULK_MAX)) outcomes.push(...await postWithRetry(part, deps, lease));
   return outcomes;
 }
 
