@@ -14,6 +14,9 @@ import { checkServiceUrl, ServiceUrlError } from './net/tls.js';
 
 export const EX_CONFIG = 78;
 
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
   constructor(readonly variable: string, problem: string) {
@@ -43,7 +46,7 @@ export interface Config {
   resendUnknown: boolean;
   softBounceGiveUpMs: number;
   spoolMaxAgeMs: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logLevel: LogLevel;
   /** Who claims (Worker__c) — dyno name or host, and pid. */
   workerName: string;
   /** Sent as `Sforce-Call-Options: client=<name>`; change events carrying it are ours. */
@@ -103,7 +106,7 @@ const EnvSchema = z.object({
   RESEND_UNKNOWN: z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1'),
   SOFT_BOUNCE_GIVE_UP_HOURS: int(1, 72),
   SPOOL_MAX_AGE_HOURS: int(1, 24),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   WORKER_NAME: z.string().trim().max(80).optional(),
   CDC_SUBSCRIBE: z.enum(['auto', 'true', 'false']).default('auto'),
   DYNO: z.string().optional(),

@@ -47,12 +47,12 @@ export async function doctor(cfg: Config, log: Log): Promise<boolean> {
       return `${describe.fields.length} fields, all present`;
     });
   }
-  await run('salesforce.cdc', () => subscribeOnce(session, cfg));
+  await run('salesforce.cdc', () => subscribeOnce(session));
   await run('paubox.key', async () => {
     const paubox = createPauboxClient({ baseUrl: cfg.paubox.baseUrl, apiKey: cfg.paubox.apiKey });
     await paubox.receipt('00000000-0000-0000-0000-000000000000');
     return 'key accepted';
-  }, (err, message) => (/HTTP 40[13]/.test(message) ? message
+  }, (_err, message) => (/HTTP 40[13]/.test(message) ? message
     : `${message}: check PAUBOX_BASE_URL${cfg.paubox.baseUrl.startsWith('https:') ? ' and that outbound HTTPS to it is allowed' : ''}`));
   await run('kms.key', async () => {
     const keyring = kmsKeyring({ keyId: cfg.kms.keyId, client: createKmsClient({ region: cfg.kms.region, ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}) }) });
@@ -90,7 +90,7 @@ function kmsAdvice(err: unknown, message: string, cfg: Config): string {
 }
 
 /** Handshake and subscribe at -1: proves the channel exists and the user may read it. */
-function subscribeOnce(session: Awaited<ReturnType<typeof connectSalesforce>> | undefined, _cfg: Config): Promise<string> {
+function subscribeOnce(session: Awaited<ReturnType<typeof connectSalesforce>> | undefined): Promise<string> {
   if (!session) return Promise.reject(new NotLoggedIn());
   return new Promise((resolve, reject) => {
     const ext = {

@@ -8,9 +8,7 @@
  *   worker; a half-alive process is worse than a restart (Salesforce is the truth).
  */
 import tls from 'node:tls';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfig, wantsSandbox, ConfigError, EX_CONFIG, type Env } from './config.js';
+import { loadConfig, wantsSandbox, ConfigError, EX_CONFIG, LOG_LEVELS, type Env, type LogLevel } from './config.js';
 import { createLogger, logProcessWarnings, safeError, type Log } from './log.js';
 import { startWorker, isLoginRefused, type Worker } from './worker.js';
 import { doctor } from './doctor.js';
@@ -20,13 +18,11 @@ import { doctor } from './doctor.js';
 tls.DEFAULT_MIN_VERSION = 'TLSv1.2';
 
 const SHUTDOWN_BUDGET_MS = 25_000;
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-const LOG_LEVELS = new Set<string>(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 async function main(): Promise<void> {
   let env: Env = process.env;
   // A bad LOG_LEVEL must reach loadConfig (exit 78 naming it), not crash pino first.
-  const log = createLogger(LOG_LEVELS.has(env.LOG_LEVEL ?? '') ? env.LOG_LEVEL as Level : 'info');
+  const log = createLogger((LOG_LEVELS as readonly string[]).includes(env.LOG_LEVEL ?? '') ? env.LOG_LEVEL as LogLevel : 'info');
   logProcessWarnings(log);
   const sandboxMode = wantsSandbox(env);
   let closeSandbox: (() => Promise<void>) | undefined;
@@ -37,7 +33,8 @@ async function main(): Promise<void> {
       msg: 'Nothing configured: running against the built-in sandbox (local Salesforce org, Paubox and KMS on loopback). ' +
         'Queue a message with: npm run sandbox:send',
     });
-    const sandbox = await startSandboxForDemo(env);
+    const { startLocalSandbox } = await import('./sandbox/index.js');
+    const sandbox = await startLocalSandbox(env.DATA_DIR ?? './data');
     closeSandbox = () => sandbox.close();
     sandboxDemo = () => sandbox.org.insert('Secure_EmailMessage__c', {
       Status__c: 'Queued', To_Address__c: 'open.patient@example.org', From_Address__c: 'care-team@clinic.example',
@@ -115,18 +112,6 @@ function configOrExit(env: Env, sandbox: boolean, log: Log) {
     log.fatal({ event: 'config.invalid', variable: err.variable, msg: err.message });
     return exit(log, EX_CONFIG);
   }
-}
-
-/** The interactive sandbox: fixed ports when free, a demo message, and sandbox.env for sandbox:send. */
-async function startSandboxForDemo(env: Env) {
-  const { startSandbox } = await import('./sandbox/index.js');
-  const sandbox = await startSandbox({ ports: { org: 4510, paubox: 4511, kms: 4512 } }).catch(() => startSandbox());
-  const dataDir = env.DATA_DIR ?? './data';
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // Loopback-only sandbox credentials, made fresh each run: not secrets of any real system.
-  writeFileSync(join(dataDir, 'sandbox.env'),
-    Object.entries(sandbox.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });
-  return sandbox;
 }
 
 function exit(log: Log, code: number): never {

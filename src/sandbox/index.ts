@@ -7,6 +7,8 @@
 import { startSalesforceOrg, type SalesforceOrg, type SalesforceOrgOptions } from './org/server.js';
 import { startPaubox, type PauboxSandbox } from './paubox.js';
 import { startKms, type KmsSandbox } from './kms.js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SandboxClock } from './clock.js';
 
 export interface Sandbox {
@@ -53,4 +55,28 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await Promise.allSettled([org.close(), paubox.close(), kms.close()]);
     },
   };
+}
+
+/**
+ * The interactive sandbox (`npm start` with nothing configured, `npm run sandbox`): fixed
+ * ports when free, else any, and its environment written to `$DATA_DIR/sandbox.env` for
+ * `npm run sandbox:send`. Loopback-only credentials made fresh each run: not secrets of any
+ * real system.
+ */
+export async function startLocalSandbox(dataDir: string): Promise<Sandbox> {
+  const sandbox = await startSandbox({ ports: { org: 4510, paubox: 4511, kms: 4512 } }).catch(() => startSandbox());
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(sandboxEnvFile(dataDir),
+    Object.entries(sandbox.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });
+  return sandbox;
+}
+
+export function sandboxEnvFile(dataDir: string): string {
+  return join(dataDir, 'sandbox.env');
+}
+
+/** What startLocalSandbox wrote; throws when no sandbox was started there. */
+export function readSandboxEnv(dataDir: string): Record<string, string> {
+  return Object.fromEntries(readFileSync(sandboxEnvFile(dataDir), 'utf8').trim().split('\n')
+    .map((l) => [l.slice(0, l.indexOf('=')), JSON.parse(l.slice(l.indexOf('=') + 1)) as string]));
 }

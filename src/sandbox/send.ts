@@ -4,10 +4,9 @@
  * clicking Send would: a `Secure_EmailMessage__c` created with `Status__c = Queued`.
  * Reads the sandbox's address and credentials from `$DATA_DIR/sandbox.env`.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectAsUser } from './user.js';
+import { readSandboxEnv, sandboxEnvFile } from './index.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,10 +18,9 @@ const { values } = parseArgs({
 const dataDir = process.env.DATA_DIR ?? './data';
 let env: Record<string, string>;
 try {
-  env = Object.fromEntries(readFileSync(join(dataDir, 'sandbox.env'), 'utf8').trim().split('\n')
-    .map((l) => [l.slice(0, l.indexOf('=')), JSON.parse(l.slice(l.indexOf('=') + 1)) as string]));
+  env = readSandboxEnv(dataDir);
 } catch {
-  console.error(`No sandbox found (${join(dataDir, 'sandbox.env')}): start one with "npm start" or "npm run sandbox" first.`);
+  console.error(`No sandbox found (${sandboxEnvFile(dataDir)}): start one with "npm start" or "npm run sandbox" first.`);
   process.exit(1);
 }
 const conn = await connectAsUser({
